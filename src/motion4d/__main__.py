@@ -1,0 +1,3 @@
+from motion4d.cli import main
+
+raise SystemExit(main())
