@@ -1,0 +1,5 @@
+"""Gaussian representations; each answers ``at_time(t)`` with a :class:`GaussianFrame`."""
+
+from motion4d.gaussians.gaussians3d import GaussianFrame, Gaussians3D, mean_knn_distance
+
+__all__ = ["GaussianFrame", "Gaussians3D", "mean_knn_distance"]
