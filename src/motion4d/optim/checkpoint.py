@@ -1,0 +1,129 @@
+"""Training checkpoints as single safetensors files: parameters, Adam state, step, RNG states.
+
+Layout of ``step_0001000.safetensors``: ``param.<name>`` (raw parameters), ``optim.<name>.<key>``
+(Adam ``exp_avg``, ``exp_avg_sq``, ``step``), ``extra.<key>`` (caller's tensors: strategy statistics,
+generator states); metadata ``step`` (completed steps), ``seconds`` (training time so far) and
+``lrs`` (JSON, per parameter group). Files are written to a temporary name and renamed, so a kill
+mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+_NAME = re.compile(r"^step_(\d+)\.safetensors$")
+
+
+@dataclass
+class Checkpoint:
+    """The contents of one checkpoint file (tensors on CPU)."""
+
+    step: int
+    """Number of completed optimisation steps."""
+    seconds: float
+    """Training wall time spent up to ``step``."""
+    params: dict[str, Tensor]
+    """Raw parameters by name."""
+    optim: dict[str, dict[str, Tensor]] = field(default_factory=dict)
+    """Per parameter name, the optimizer's state tensors."""
+    lrs: dict[str, float] = field(default_factory=dict)
+    """Per parameter name, the learning rate at ``step``."""
+    extra: dict[str, Tensor] = field(default_factory=dict)
+    """Other tensors the caller saved."""
+
+
+def _group_names(optimizer: torch.optim.Optimizer) -> list[str]:
+    names = [g.get("name") for g in optimizer.param_groups]
+    if None in names or len(set(names)) != len(names) or any(len(g["params"]) != 1 for g in optimizer.param_groups):
+        raise ValueError("the optimizer needs one parameter per group and a unique 'name' in each group")
+    return names
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    params: nn.ParameterDict,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    seconds: float,
+    extra: dict[str, Tensor] | None = None,
+) -> Path:
+    """Write a checkpoint atomically and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"param.{k}": v.detach().cpu().contiguous() for k, v in params.items()}
+    lrs = {}
+    for name, group in zip(_group_names(optimizer), optimizer.param_groups):
+        lrs[name] = float(group["lr"])
+        for key, v in optimizer.state.get(group["params"][0], {}).items():
+            if isinstance(v, Tensor):
+                tensors[f"optim.{name}.{key}"] = v.detach().cpu().contiguous()
+    for k, v in (extra or {}).items():
+        tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
+    meta = {"step": str(int(step)), "seconds": repr(float(seconds)), "lrs": json.dumps(lrs)}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a file written by :func:`save_checkpoint`."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "step" not in meta:
+        raise ValueError(f"{path}: not a motion4d checkpoint")
+    tensors = load_file(str(path), device="cpu")
+    ckpt = Checkpoint(step=int(meta["step"]), seconds=float(meta.get("seconds", 0.0)), params={}, lrs=json.loads(meta.get("lrs", "{}")))
+    for key, v in tensors.items():
+        kind, rest = key.split(".", 1)
+        if kind == "param":
+            ckpt.params[rest] = v
+        elif kind == "optim":
+            name, sub = rest.rsplit(".", 1)
+            ckpt.optim.setdefault(name, {})[sub] = v
+        else:
+            ckpt.extra[rest] = v
+    return ckpt
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, ckpt: Checkpoint, device: torch.device | str | None = None) -> None:
+    """Load ``ckpt``'s optimizer state and learning rates into ``optimizer`` (whose groups name its params)."""
+    for name, group in zip(_group_names(optimizer), optimizer.param_groups):
+        p = group["params"][0]
+        if name in ckpt.lrs:
+            group["lr"] = ckpt.lrs[name]
+        state = ckpt.optim.get(name)
+        if not state:
+            continue
+        restored = {}
+        for k, v in state.items():
+            # Adam keeps "step" as a CPU float tensor unless capturable/fused.
+            restored[k] = v if (k == "step" and v.dim() == 0) else v.to(device=p.device, dtype=p.dtype)
+            if k != "step" and restored[k].shape != p.shape:
+                raise ValueError(f"checkpoint state {name}.{k} has shape {list(v.shape)}, parameter has {list(p.shape)}")
+        optimizer.state[p] = restored
+
+
+def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
+    """Checkpoint files in ``folder``, oldest step first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def checkpoint_path(folder: str | os.PathLike, step: int) -> Path:
+    """Where the checkpoint of ``step`` goes in ``folder``."""
+    return Path(folder) / f"step_{step:07d}.safetensors"
