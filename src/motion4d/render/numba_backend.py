@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from motion4d.render import _numba_kernels as K
+from motion4d.render.projection import Projected
 
 TILE_SIZE = 16
 
@@ -92,3 +93,32 @@ def composite_numba(
     return _Composite.apply(
         means2d, conics, opacities, colors, backgrounds, bounds, depths, width, height, tile_size
     )
+
+
+def project_numba(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    *,
+    eps2d: float,
+    near_plane: float,
+    far_plane: float,
+) -> tuple[Projected, Tensor]:
+    """Forward-only projection in one numba pass (no autograd); returns the projection and the
+    pixel bounds [C,N,4] of :func:`~motion4d.render.projection.pixel_bounds`."""
+    m2d, conics, depths, radii, bounds = K.project_fwd(
+        _np(means), _np(quats), _np(scales), _np(opacities), _np(viewmats), _np(Ks),
+        width, height, eps2d, near_plane, far_plane,
+    )  # fmt: skip
+    C = viewmats.shape[0]
+    t = torch.from_numpy
+    proj = Projected(
+        means2d=t(m2d), conics=t(conics), depths=t(depths), radii=t(radii),
+        opacities=opacities.detach().float().expand(C, -1),
+    )  # fmt: skip
+    return proj, t(bounds)

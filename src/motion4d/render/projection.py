@@ -49,7 +49,6 @@ class Projected:
         depths: [C,N] camera-space z.
         radii: [C,N,2] int32 half-sides of the opacity-aware box; 0 where culled.
         opacities: [C,N] opacities (culled ones unchanged; use ``radii`` to mask).
-        covars2d: [C,N,2,2] 2D covariances including ``eps2d``.
     """
 
     means2d: Tensor
@@ -57,7 +56,6 @@ class Projected:
     depths: Tensor
     radii: Tensor
     opacities: Tensor
-    covars2d: Tensor
 
 
 def project_gaussians(
@@ -134,7 +132,6 @@ def project_gaussians(
         depths=tz,
         radii=radii,
         opacities=opacities.expand(tz.shape),
-        covars2d=covars2d,
     )
 
 
@@ -151,8 +148,3 @@ def pixel_bounds(means2d: Tensor, radii: Tensor, width: int, height: int) -> Ten
     x1 = torch.where(visible & (x1 > x0), x1, x0)
     y1 = torch.where(visible & (y1 > y0), y1, y0)
     return torch.stack([x0, x1, y0, y1], dim=-1).to(torch.int32)
-
-
-def max_extent_for(opacity: float) -> float:
-    """k = min(3.33, sqrt(2·ln(255·o))) for one opacity (documentation / tests)."""
-    return min(MAX_EXTENT, math.sqrt(2.0 * math.log(max(opacity / ALPHA_THRESHOLD, 1.0))))

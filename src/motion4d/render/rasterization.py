@@ -144,11 +144,22 @@ def rasterization(
             near_plane=near_plane, far_plane=far_plane, sh_degree=sh_degree,
             backgrounds=backgrounds, render_mode=render_mode, eps2d=eps2d,
         )  # fmt: skip
-    C, N = viewmats.shape[0], means.shape[0]
-    proj = project_gaussians(
-        means, covariance_3d(quats, scales), opacities, viewmats, Ks, width, height,
-        eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
-    )  # fmt: skip
+    C = viewmats.shape[0]
+    inputs = (means, quats, scales, opacities, colors, viewmats, Ks, backgrounds)
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+    if which == "numba" and not needs_grad:
+        from motion4d.render.numba_backend import project_numba
+
+        proj, bounds = project_numba(
+            means, quats, scales, opacities, viewmats, Ks, width, height,
+            eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
+        )  # fmt: skip
+    else:
+        proj = project_gaussians(
+            means, covariance_3d(quats, scales), opacities, viewmats, Ks, width, height,
+            eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
+        )  # fmt: skip
+        bounds = pixel_bounds(proj.means2d, proj.radii, width, height)
     means2d = proj.means2d
     if means2d.requires_grad:
         means2d.retain_grad()
@@ -169,7 +180,6 @@ def rasterization(
     if backgrounds is not None and n_color > 0:
         bg = torch.cat([backgrounds[:, :n_color].to(feats.dtype), bg[:, n_color:]], dim=-1)
 
-    bounds = pixel_bounds(means2d, proj.radii, width, height)
     if which == "numba":
         from motion4d.render.numba_backend import composite_numba as composite
 
