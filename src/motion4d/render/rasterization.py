@@ -37,8 +37,6 @@ def _check(name: str, x, shape: tuple, dims: int | None = None) -> None:
     if not ok:
         spec = ",".join("*" if s is None else str(s) for s in shape)
         raise ValueError(f"{name} must have shape [{spec}], got {list(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf")
 
 
 def _validate(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, render_mode):
@@ -77,6 +75,9 @@ def _validate(means, quats, scales, opacities, colors, viewmats, Ks, width, heig
             raise ValueError(f"{name} is {t.dtype} but means is {means.dtype}; use one floating dtype")
         if t.device != means.device:
             raise ValueError(f"{name} is on {t.device} but means is on {means.device}; put all inputs on one device")
+    for name, t in tensors.items():
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or inf")
 
 
 def _resolve_backend(backend: str, device: torch.device) -> str:
