@@ -1,0 +1,200 @@
+"""The ``motion4d`` command: parse arguments, build a config, call one pipeline.
+
+    motion4d fit3d DATA --out RUN [--preset default] [--iters N] ...   fit static 3D Gaussians
+    motion4d fit3d --demo --out RUN                                    ... to the built-in demo scene
+    motion4d fit3d --out RUN --resume                                  continue a killed run
+    motion4d evaluate RUN [--data DATA] [--split test]                 metrics JSON on stdout
+    motion4d demo [--out RUN]                                          a one-minute demo fit
+
+Logs go to stderr; stdout carries only results (JSON). User errors print one ``error: ...`` line
+on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("motion4d")
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise _UsageError(message)
+
+
+def _background(text: str) -> tuple[float, float, float]:
+    named = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
+    if text.lower() in named:
+        return named[text.lower()]
+    try:
+        rgb = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        rgb = ()
+    if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+        raise argparse.ArgumentTypeError(f"background must be white, black or R,G,B in [0,1], got {text!r}")
+    return rgb
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="motion4d", description="Fit 3D/4D Gaussian splats to images, on CPU or GPU.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    f = sub.add_parser("fit3d", help="fit static 3D Gaussians to posed images")
+    f.add_argument("data", nargs="?", help="dataset folder (transforms_train.json, ...)")
+    f.add_argument("--out", required=True, help="run folder to write")
+    f.add_argument("--demo", action="store_true", help="fit the built-in demo scene (written to RUN/data)")
+    _fit_options(f)
+
+    e = sub.add_parser("evaluate", help="metrics of a fitted run on a dataset split (JSON on stdout)")
+    e.add_argument("run", help="run folder written by fit3d")
+    e.add_argument("--data", help="dataset folder (default: the one the run was fitted to)")
+    e.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    e.add_argument("--device", default="cpu", help="cpu or cuda")
+
+    d = sub.add_parser("demo", help="fit the built-in demo scene with the 'demo' preset (~1-2 min on CPU)")
+    d.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
+    _fit_options(d)
+    return p
+
+
+def _fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help="configuration preset (default, fast, demo, paper, tiny)")
+    p.add_argument("--iters", type=int, help="optimisation steps")
+    p.add_argument("--downscale", type=int, help="integer image downscale factor")
+    p.add_argument("--time", type=float, help="dynamic data: use the frames at this time")
+    p.add_argument("--background", type=_background, help="white, black or R,G,B in [0,1]")
+    p.add_argument("--sh-degree", type=int, choices=range(4), help="SH degree 0-3")
+    p.add_argument("--init", choices=("random", "points"), help="initial Gaussians")
+    p.add_argument("--points", help="PLY point cloud for --init points")
+    p.add_argument("--time-budget", type=float, help="stop training after this many seconds")
+    p.add_argument("--resume", action="store_true", help="continue from the run's newest checkpoint")
+    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"device must be cpu or cuda, got {device!r}")
+
+
+def _fit_config(args, base_preset: str, saved=None):
+    from motion4d.optim.trainer3d import preset
+
+    config = saved if (saved is not None and args.preset is None) else preset(args.preset or base_preset)
+    overrides = {
+        "iters": args.iters,
+        "background": args.background,
+        "sh_degree": args.sh_degree,
+        "init": args.init,
+        "time_budget_s": args.time_budget,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.no_progress:
+        config = dataclasses.replace(config, progress=False)
+    if config.iters < 0:
+        raise ValueError(f"--iters must be >= 0, got {config.iters}")
+    if args.downscale is not None and args.downscale < 1:
+        raise ValueError(f"--downscale must be >= 1, got {args.downscale}")
+    _check_device(config.device)
+    return config
+
+
+def _cmd_fit3d(args, demo: bool) -> int:
+    from motion4d.pipelines.fit3d import CONFIG_FILE, fit3d, load_run_config
+
+    out = Path(args.out)
+    saved, opts = None, None
+    if args.resume and (out / CONFIG_FILE).is_file():
+        saved, opts = load_run_config(out)
+    config = _fit_config(args, "demo" if demo else "default", saved)
+    if demo:
+        from motion4d.data.synthetic import make_demo_scene
+
+        data = str(out / "data") if (out / "data" / "transforms_train.json").is_file() else str(make_demo_scene(out / "data"))
+    elif args.data is not None:
+        data = args.data
+    elif opts is not None:
+        data = opts.root
+    else:
+        raise ValueError("fit3d needs a DATA folder (or --demo, or --resume on an existing run)")
+    pick = lambda new, old, default: new if new is not None else (old if old is not None else default)  # noqa: E731
+    report = fit3d(
+        data, out, config,
+        downscale=pick(args.downscale, opts.downscale if opts else None, 1),
+        time=pick(args.time, opts.time if opts else None, None),
+        points=pick(args.points, opts.points if opts else None, None),
+        resume=args.resume,
+    )  # fmt: skip
+    print(json.dumps(dataclasses.asdict(report)))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from motion4d.pipelines.evaluate import evaluate
+
+    _check_device(args.device)
+    result = evaluate(args.run, args.data, args.split, device=args.device)
+    print(json.dumps(result))
+    return 0
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
+    root = logging.getLogger("motion4d")
+    root.setLevel(level)
+    if not any(getattr(h, "_motion4d", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler._motion4d = True
+        root.addHandler(handler)
+    for h in root.handlers:
+        if getattr(h, "_motion4d", False):
+            h.stream = sys.stderr  # follow redirection (tests capture stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``motion4d`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    _setup_logging(args.verbose, args.quiet)
+    from motion4d.data.errors import DataError
+
+    try:
+        if args.command == "fit3d":
+            if args.demo and args.data:
+                raise ValueError("give either DATA or --demo, not both")
+            return _cmd_fit3d(args, demo=args.demo)
+        if args.command == "demo":
+            return _cmd_fit3d(args, demo=True)
+        return _cmd_evaluate(args)
+    except (DataError, ValueError, FileNotFoundError, NotADirectoryError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted (resume with --resume)", file=sys.stderr)
+        return 130

@@ -1,0 +1,83 @@
+"""The motion4d command end to end on the demo scene (tiny preset), plus its error handling."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from motion4d.cli import main
+from motion4d.export.ply import load_ply
+from motion4d.gaussians import Gaussians3D
+
+FIT = ["--preset", "tiny", "--iters", "20", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "demo"
+    assert main(["fit3d", "--demo", "--out", str(run), *FIT]) == 0
+    return run
+
+
+def test_fit3d_demo_writes_run_folder(demo_run):
+    for name in ("config.json", "report.json", "point_cloud.ply", "orbit.mp4", "gaussians.safetensors"):
+        assert (demo_run / name).is_file(), name
+    assert list((demo_run / "checkpoints").glob("step_*.safetensors"))
+    report = json.loads((demo_run / "report.json").read_text())
+    assert {"psnr", "ssim", "n_images", "n_gaussians", "seconds", "iters", "split"} <= set(report)
+    assert report["split"] == "test" and report["iters"] == 20 and report["psnr"] > 10
+    ply = load_ply(demo_run / "point_cloud.ply")
+    assert len(ply["means"]) == report["n_gaussians"] == len(Gaussians3D.load(demo_run / "gaussians.safetensors"))
+    config = json.loads((demo_run / "config.json").read_text())
+    assert config["fit"]["iters"] == 20 and Path(config["data"]["root"]) == (demo_run / "data").resolve()
+
+
+def test_evaluate_prints_only_json(demo_run, capsys):
+    assert main(["evaluate", str(demo_run), "--split", "train"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"psnr", "ssim", "n_images", "seconds_per_frame_render", "split"} and out["split"] == "train"
+
+
+def test_resume_continues_a_run(demo_run, tmp_path):
+    run = tmp_path / "r"
+    assert main(["fit3d", str(demo_run / "data"), "--out", str(run), *FIT, "--iters", "10"]) == 0
+    assert main(["fit3d", "--out", str(run), "--resume", "--iters", "20", "--no-progress"]) == 0
+    report = json.loads((run / "report.json").read_text())
+    assert report["iters"] == 20
+    assert json.loads((run / "config.json").read_text())["fit"]["iters"] == 20
+
+
+def test_python_m_motion4d_evaluate(demo_run):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    p = subprocess.run(
+        [sys.executable, "-m", "motion4d", "evaluate", str(demo_run), "--data", str(demo_run / "data")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["split"] == "test"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["fit3d", "/no/such/dataset", "--out", "{tmp}/x"],
+        ["fit3d", "--out", "{tmp}/x"],
+        ["fit3d", "--demo", "--out", "{tmp}/x", "--background", "pink"],
+        ["fit3d", "--demo", "--out", "{tmp}/x", "--preset", "nope"],
+        ["fit3d", "--demo", "--out", "{tmp}/x", "--iters", "-3"],
+        ["evaluate", "{tmp}"],
+        ["bogus"],
+    ],
+)
+def test_user_errors_exit_2_with_one_line(argv, tmp_path, capsys):
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_evaluate_missing_split_is_a_user_error(demo_run, capsys):
+    assert main(["evaluate", str(demo_run), "--split", "val"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
