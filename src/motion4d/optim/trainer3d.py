@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 class Fit3DConfig:
     """Everything that decides a static 3D fit (saved as the run's ``config.json``)."""
 
-    iters: int = 3000
+    iters: int = 2000
     """Optimisation steps."""
     batch_size: int = 1
     """Cameras rendered per step (the loss is their mean)."""
@@ -121,8 +121,8 @@ PRESETS: dict[str, Fit3DConfig] = {
     # ~30k steps of the paper are far too many for a CPU; this schedule converges on 128² scenes.
     "default": dataclasses.replace(
         _DEFAULT,
-        iters=3000,
-        densify=DensifyConfig(refine_start=300, refine_stop=2200, refine_every=100, reset_every=1200, max_gaussians=60_000),
+        iters=2000,
+        densify=DensifyConfig(refine_start=300, refine_stop=1500, refine_every=100, reset_every=900, max_gaussians=60_000),
     ),
     "fast": dataclasses.replace(
         _DEFAULT,
