@@ -96,6 +96,8 @@ def evaluate_views(
     if viewmats.shape != (M, 4, 4) or Ks.shape != (M, 3, 3):
         raise ValueError(f"need viewmats [{M},4,4] and Ks [{M},3,3], got {list(viewmats.shape)}, {list(Ks.shape)}")
     psnrs, ssims, renders, seconds = [], [], [], 0.0
+    if M > 0:  # warm-up (JIT compilation, allocator) so the timing is of steady-state renders
+        render_frame(frame, viewmats[:1], Ks[:1], W, H, background=background, backend=backend)
     for i in range(M):
         t0 = time.perf_counter()
         out = render_frame(frame, viewmats[i : i + 1], Ks[i : i + 1], W, H, background=background, backend=backend)

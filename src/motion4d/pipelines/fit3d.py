@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from motion4d.data.errors import DataError
-from motion4d.data.transforms import available_splits, load_points_ply, load_transforms, scene_bounds
+from motion4d.data.points import load_points_ply
+from motion4d.data.transforms import ImageSet, available_splits, load_transforms, scene_bounds
 from motion4d.export.atomic import atomic_write_text
 from motion4d.export.ply import save_ply
 from motion4d.export.video import write_video
@@ -47,7 +48,7 @@ class DataOptions:
     time: float | None = None
     """For dynamic datasets: fit the frames at this time only."""
     points: str | None = None
-    """PLY point cloud for ``init="points"`` (default: ``points3d.ply`` in the dataset folder)."""
+    """PLY point cloud for ``init="points"`` (default: the one the dataset's transforms name)."""
 
 
 @dataclass
@@ -101,16 +102,16 @@ def eval_split(root: str | Path) -> str:
     raise DataError(f"{root}: no transforms_<split>.json found")
 
 
-def _init_model(config: Fit3DConfig, data: DataOptions, center: torch.Tensor, radius: float) -> Gaussians3D:
+def _init_model(config: Fit3DConfig, data: DataOptions, train: ImageSet, center: torch.Tensor, radius: float) -> Gaussians3D:
     if config.init == "random":
         return Gaussians3D.random_in_sphere(
             config.n_init, center, radius * config.init_radius, sh_degree=config.sh_degree,
             init_opacity=config.init_opacity, seed=config.seed,
         )  # fmt: skip
     if config.init == "points":
-        path = Path(data.points) if data.points else Path(data.root) / "points3d.ply"
-        if not path.is_file():
-            raise DataError(f"{path}: no point cloud for init='points' (give one, or use init='random')")
+        path = data.points or train.points_path
+        if path is None:
+            raise DataError(f"{data.root}: the dataset names no point cloud for init='points' (give one, or use init='random')")
         xyz, rgb = load_points_ply(path)
         return Gaussians3D.from_points(xyz, rgb, sh_degree=config.sh_degree, init_opacity=config.init_opacity)
     raise ValueError(f"init must be 'random' or 'points', got {config.init!r}")
@@ -173,7 +174,7 @@ def fit3d(
     log.info("fit3d: %d training views %dx%d, evaluating on %s (%d views), scene radius %.3g",
              len(train.images), train.width, train.height, split, len(test.images), radius)  # fmt: skip
 
-    model = _init_model(config, opts, center, float(radius))
+    model = _init_model(config, opts, train, center, float(radius))
     trainer = Trainer3D(config, model, train, float(radius), ckpt_dir=out / "checkpoints", eval_views=test)
     result = trainer.train(resume=resume)
     model = result.model.cpu()
