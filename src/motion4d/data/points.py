@@ -1,0 +1,50 @@
+"""Point clouds for initialisation: plain PLY vertices with optional colours."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from plyfile import PlyData
+from torch import Tensor
+
+from motion4d.data.errors import DataError
+from motion4d.data.images import to_float
+
+log = logging.getLogger(__name__)
+
+
+def load_points_ply(path: str | Path) -> tuple[Tensor, Tensor]:
+    """Read the ``vertex`` element of a PLY file (ASCII or binary).
+
+    Returns ``xyz [P,3]`` float32 and ``rgb [P,3]`` float32 in [0,1], from the ``red``/``green``/``blue``
+    properties (integers scaled by their type's maximum, floats used as-is) or grey 0.5 when the file has
+    none. Raises :class:`DataError` naming ``path`` for a missing or unreadable file, or one without
+    ``x``/``y``/``z`` vertices.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        ply = PlyData.read(str(path))
+    except Exception as e:  # noqa: BLE001 - plyfile raises several types for malformed files
+        raise DataError(f"{path}: cannot read PLY ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
+    if "vertex" not in ply:
+        raise DataError(f"{path}: PLY has no 'vertex' element")
+    v = ply["vertex"].data
+    names = set(v.dtype.names or ())
+    if not {"x", "y", "z"} <= names:
+        raise DataError(f"{path}: PLY vertices lack x, y, z")
+    if len(v) == 0:
+        raise DataError(f"{path}: PLY has no vertices")
+    xyz = np.stack([v["x"], v["y"], v["z"]], axis=-1).astype(np.float32)
+    if not np.isfinite(xyz).all():
+        raise DataError(f"{path}: PLY has non-finite vertex positions")
+    if {"red", "green", "blue"} <= names:
+        rgb = np.clip(to_float(np.stack([v["red"], v["green"], v["blue"]], axis=-1)), 0.0, 1.0)
+    else:
+        log.info("%s: no vertex colours, using grey", path)
+        rgb = np.full_like(xyz, 0.5)
+    return torch.from_numpy(xyz), torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
