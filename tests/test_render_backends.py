@@ -111,3 +111,16 @@ def test_numba_gradient_matches_finite_differences():
             with torch.no_grad():
                 fd = (loss(plus) - loss(minus)) / (2 * eps)
             assert abs(fd.item() - ps[i].grad[j].item()) < 2e-2 * max(1.0, abs(fd.item())), (name, idx)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_viewmat_gradients_match_reference(backend):
+    params = random_scene(50, seed=21)
+    viewmats, Ks = cameras(24, 24, 2)
+    grads = {}
+    for name, dtype in ((backend, torch.float32), ("reference", torch.float64)):
+        vm = viewmats.to(dtype).requires_grad_()
+        out, _, _ = rasterization(*[p.to(dtype) for p in params], vm, Ks.to(dtype), 24, 24, backend=name)
+        out.square().sum().backward()
+        grads[name] = vm.grad.double()
+    assert ((grads[backend] - grads["reference"]).abs().max() / grads["reference"].abs().max()) < 2e-3
