@@ -119,7 +119,7 @@ def test_viewmat_gradients_match_reference(backend):
     viewmats, Ks = cameras(24, 24, 2)
     grads = {}
     for name, dtype in ((backend, torch.float32), ("reference", torch.float64)):
-        vm = viewmats.to(dtype).requires_grad_()
+        vm = viewmats.detach().to(dtype).clone().requires_grad_()
         out, _, _ = rasterization(*[p.to(dtype) for p in params], vm, Ks.to(dtype), 24, 24, backend=name)
         out.square().sum().backward()
         grads[name] = vm.grad.double()
