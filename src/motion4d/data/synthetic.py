@@ -43,15 +43,15 @@ class Ellipsoid:
 
 
 DEMO_OBJECTS: tuple[Ellipsoid, ...] = (
-    Ellipsoid((0.00, 0.00, -0.06), (0.74, 0.54, 0.46), (0.95, 0.62, 0.15)),  # orange core
-    Ellipsoid((0.66, 0.38, 0.34), (0.36, 0.36, 0.36), (0.15, 0.45, 0.95)),  # blue
-    Ellipsoid((-0.66, 0.36, 0.14), (0.41, 0.41, 0.41), (0.20, 0.80, 0.35)),  # green
-    Ellipsoid((0.18, -0.60, 0.36), (0.30, 0.30, 0.30), (0.98, 0.90, 0.20)),  # yellow
-    Ellipsoid((-0.14, 0.02, 0.74), (0.26, 0.26, 0.26), (0.75, 0.30, 0.85)),  # purple, on top
-    Ellipsoid((0.26, 0.50, -0.50), (0.31, 0.31, 0.31), (0.90, 0.18, 0.22)),  # red, below
-    Ellipsoid((-0.54, -0.48, -0.36), (0.22, 0.22, 0.36), (0.10, 0.80, 0.85)),  # cyan, upright
+    Ellipsoid((0.00, 0.00, -0.06), (0.68, 0.50, 0.42), (0.95, 0.62, 0.15)),  # orange core
+    Ellipsoid((0.61, 0.35, 0.31), (0.33, 0.33, 0.33), (0.15, 0.45, 0.95)),  # blue
+    Ellipsoid((-0.61, 0.33, 0.13), (0.38, 0.38, 0.38), (0.20, 0.80, 0.35)),  # green
+    Ellipsoid((0.17, -0.55, 0.33), (0.28, 0.28, 0.28), (0.98, 0.90, 0.20)),  # yellow
+    Ellipsoid((-0.13, 0.02, 0.68), (0.24, 0.24, 0.24), (0.75, 0.30, 0.85)),  # purple, on top
+    Ellipsoid((0.24, 0.46, -0.46), (0.28, 0.28, 0.28), (0.90, 0.18, 0.22)),  # red, below
+    Ellipsoid((-0.50, -0.44, -0.33), (0.20, 0.20, 0.33), (0.10, 0.80, 0.85)),  # cyan, upright
 )
-"""The demo object: all within a radius of about 1.35 around the origin."""
+"""The demo object: all within a radius of about 1.25 around the origin."""
 
 
 def _intersect(origins: np.ndarray, dirs: np.ndarray, obj: Ellipsoid) -> np.ndarray:
