@@ -86,6 +86,15 @@ def _exp_neg(s):
     return p * scale
 
 
+@numba.njit(inline="always", **_JIT)
+def _tile_rect(job, n_tiles, tiles_x, tile_size, width, height):
+    """Camera index and pixel rectangle (x0, y0, width, height) of tile job = c·n_tiles + t."""
+    t = job % n_tiles
+    px0 = (t % tiles_x) * tile_size
+    py0 = (t // tiles_x) * tile_size
+    return job // n_tiles, px0, py0, min(tile_size, width - px0), min(tile_size, height - py0)
+
+
 @numba.njit(parallel=True, fastmath=True, **_JIT)
 def rasterize_fwd(
     offsets, flat_ids, bounds, means2d, conics, opacities, colors, backgrounds, width, height, tile_size
@@ -109,12 +118,7 @@ def rasterize_fwd(
     out_T = np.empty((C, height, width), dtype=np.float32)
     last = np.empty((C, height, width), dtype=np.int32)
     for job in numba.prange(C * n_tiles):
-        c = job // n_tiles
-        t = job % n_tiles
-        px0 = (t % tiles_x) * tile_size
-        py0 = (t // tiles_x) * tile_size
-        tw = min(tile_size, width - px0)
-        th = min(tile_size, height - py0)
+        c, px0, py0, tw, th = _tile_rect(job, n_tiles, tiles_x, tile_size, width, height)
         npix = tw * th
         T = np.ones(npix, dtype=np.float32)
         live = np.ones(npix, dtype=np.float32)  # 0 once the pixel has saturated
@@ -129,12 +133,7 @@ def rasterize_fwd(
             x1 = px0 + tw
             y0 = max(bounds[g, 2], py0)
             y1 = min(bounds[g, 3], py0 + th)
-            mx = means2d[g, 0]
-            my = means2d[g, 1]
-            ca = conics[g, 0]
-            cb = conics[g, 1]
-            cc = conics[g, 2]
-            o = opacities[g]
+            mx, my, ca, cb, cc, o = means2d[g, 0], means2d[g, 1], conics[g, 0], conics[g, 1], conics[g, 2], opacities[g]
             kk = np.int32(k)
             for y in range(y0, y1):
                 dy = np.float32(y) + np.float32(0.5) - my
@@ -201,12 +200,7 @@ def rasterize_bwd(
     n_tiles = tiles_x * tiles_y
     isect_grads = np.zeros((flat_ids.shape[0], 6 + D), dtype=np.float32)
     for job in numba.prange(C * n_tiles):
-        c = job // n_tiles
-        t = job % n_tiles
-        px0 = (t % tiles_x) * tile_size
-        py0 = (t // tiles_x) * tile_size
-        tw = min(tile_size, width - px0)
-        th = min(tile_size, height - py0)
+        c, px0, py0, tw, th = _tile_rect(job, n_tiles, tiles_x, tile_size, width, height)
         npix = tw * th
         T = np.empty(npix, dtype=np.float32)
         T_final = np.empty(npix, dtype=np.float32)
@@ -240,12 +234,7 @@ def rasterize_bwd(
             x1 = px0 + tw
             y0 = max(bounds[g, 2], py0)
             y1 = min(bounds[g, 3], py0 + th)
-            mx = means2d[g, 0]
-            my = means2d[g, 1]
-            ca = conics[g, 0]
-            cb = conics[g, 1]
-            cc = conics[g, 2]
-            o = opacities[g]
+            mx, my, ca, cb, cc, o = means2d[g, 0], means2d[g, 1], conics[g, 0], conics[g, 1], conics[g, 2], opacities[g]
             kk = np.int32(k)
             g_mx = np.float32(0.0)
             g_my = np.float32(0.0)
