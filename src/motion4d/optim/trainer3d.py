@@ -134,12 +134,11 @@ PRESETS: dict[str, Fit3DConfig] = {
     ),
     "demo": dataclasses.replace(
         _DEFAULT,
-        iters=600,
-        n_init=5000,
+        iters=1000,
+        n_init=8000,
         sh_degree=1,
-        sh_degree_interval=200,
-        lr_means=4e-4,
-        densify=DensifyConfig(refine_start=100, refine_stop=500, refine_every=100, reset_every=0, max_gaussians=20_000),
+        sh_degree_interval=300,
+        densify=DensifyConfig(refine_start=150, refine_stop=800, refine_every=100, reset_every=600, max_gaussians=20_000),
     ),
     "paper": dataclasses.replace(
         _DEFAULT,
