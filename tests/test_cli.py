@@ -81,3 +81,12 @@ def test_user_errors_exit_2_with_one_line(argv, tmp_path, capsys):
 def test_evaluate_missing_split_is_a_user_error(demo_run, capsys):
     assert main(["evaluate", str(demo_run), "--split", "val"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_init_from_points(demo_run, tmp_path, capsys):
+    run = tmp_path / "p"
+    argv = ["fit3d", str(demo_run / "data"), "--out", str(run), *FIT, "--iters", "2", "--points", str(demo_run / "point_cloud.ply")]
+    assert main(argv) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["fit"]["init"] == "points" and config["data"]["points"].endswith("point_cloud.ply")
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["iters"] == 2

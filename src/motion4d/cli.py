@@ -76,7 +76,7 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--background", type=_background, help="white, black or R,G,B in [0,1]")
     p.add_argument("--sh-degree", type=int, choices=range(4), help="SH degree 0-3")
     p.add_argument("--init", choices=("random", "points"), help="initial Gaussians")
-    p.add_argument("--points", help="PLY point cloud for --init points")
+    p.add_argument("--points", help="PLY point cloud to start from (implies --init points)")
     p.add_argument("--time-budget", type=float, help="stop training after this many seconds")
     p.add_argument("--resume", action="store_true", help="continue from the run's newest checkpoint")
     p.add_argument("--device", help="cpu or cuda")
@@ -101,7 +101,7 @@ def _fit_config(args, base_preset: str, saved=None):
         "iters": args.iters,
         "background": args.background,
         "sh_degree": args.sh_degree,
-        "init": args.init,
+        "init": args.init if args.init is not None else ("points" if args.points else None),
         "time_budget_s": args.time_budget,
         "device": args.device,
         "seed": args.seed,
