@@ -7,12 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from motion4d.cli import main
+from motion4d.data.transforms import load_transforms
 from motion4d.export.ply import load_ply
 from motion4d.gaussians import Gaussians3D
+from motion4d.optim.losses import psnr
 
-FIT = ["--preset", "tiny", "--iters", "20", "--no-progress"]
+FIT = ["--preset", "tiny", "--iters", "60", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +31,15 @@ def test_fit3d_demo_writes_run_folder(demo_run):
     assert list((demo_run / "checkpoints").glob("step_*.safetensors"))
     report = json.loads((demo_run / "report.json").read_text())
     assert {"psnr", "ssim", "n_images", "n_gaussians", "seconds", "iters", "split"} <= set(report)
-    assert report["split"] == "test" and report["iters"] == 20 and report["psnr"] > 10
+    assert report["split"] == "test" and report["iters"] == 60
+    # Clearly better than rendering nothing (the background alone).
+    test = load_transforms(demo_run / "data", "test")
+    empty = psnr(torch.ones_like(test.images), test.images).item()
+    assert report["psnr"] > empty + 3, (report["psnr"], empty)
     ply = load_ply(demo_run / "point_cloud.ply")
     assert len(ply["means"]) == report["n_gaussians"] == len(Gaussians3D.load(demo_run / "gaussians.safetensors"))
     config = json.loads((demo_run / "config.json").read_text())
-    assert config["fit"]["iters"] == 20 and Path(config["data"]["root"]) == (demo_run / "data").resolve()
+    assert config["fit"]["iters"] == 60 and Path(config["data"]["root"]) == (demo_run / "data").resolve()
 
 
 def test_evaluate_prints_only_json(demo_run, capsys):
