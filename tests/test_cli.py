@@ -97,3 +97,26 @@ def test_init_from_points(demo_run, tmp_path, capsys):
     config = json.loads((run / "config.json").read_text())
     assert config["fit"]["init"] == "points" and config["data"]["points"].endswith("point_cloud.ply")
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["iters"] == 2
+
+
+def test_fit3d_reads_a_nerfstudio_transforms_json(demo_run, tmp_path):
+    """The demo scene re-packed as one nerfstudio transforms.json with explicit split lists."""
+    import math
+    import shutil
+
+    src = demo_run / "data"
+    root = tmp_path / "ns"
+    shutil.copytree(src, root)
+    frames, lists = [], {}
+    for split in ("train", "test"):
+        meta = json.loads((root / f"transforms_{split}.json").read_text())
+        (root / f"transforms_{split}.json").unlink()
+        lists[f"{split}_filenames"] = [f["file_path"] for f in meta["frames"]]
+        frames += meta["frames"]
+    w = h = 64
+    fl = 0.5 * w / math.tan(0.5 * meta["camera_angle_x"])
+    ns = {"fl_x": fl, "fl_y": fl, "cx": w / 2, "cy": h / 2, "w": w, "h": h, "frames": frames, **lists}
+    (root / "transforms.json").write_text(json.dumps(ns))
+    run = tmp_path / "run"
+    assert main(["fit3d", str(root), "--out", str(run), *FIT, "--iters", "5"]) == 0
+    assert json.loads((run / "report.json").read_text())["split"] == "test"

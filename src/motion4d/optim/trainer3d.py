@@ -335,7 +335,7 @@ class Trainer3D:
         stopped, last_ckpt = False, None
         start = time.perf_counter()
         base_seconds = self.seconds
-        bar = tqdm(total=cfg.iters, initial=self.step, desc="fit3d", disable=not cfg.progress, dynamic_ncols=True)
+        bar = tqdm(total=cfg.iters, initial=self.step, desc="fit3d", disable=None if cfg.progress else True, dynamic_ncols=True)
         try:
             while self.step < cfg.iters:
                 loss = self.train_step()

@@ -26,7 +26,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "test
     config, opts = load_run_config(run)
     data = Path(data) if data is not None else Path(opts.root)
     if split not in available_splits(data):
-        raise DataError(f"{data / f'transforms_{split}.json'}: no such file (splits here: {', '.join(available_splits(data)) or 'none'})")
+        raise DataError(f"{data}: no split {split!r} (splits here: {', '.join(available_splits(data)) or 'none'})")
     path = run / GAUSSIANS_FILE
     if not path.is_file():
         raise DataError(f"{path}: no such file (has the fit finished?)")

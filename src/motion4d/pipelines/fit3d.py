@@ -99,7 +99,7 @@ def eval_split(root: str | Path) -> str:
     for s in ("test", "val", "train"):
         if s in splits:
             return s
-    raise DataError(f"{root}: no transforms_<split>.json found")
+    raise DataError(f"{root}: no transforms_<split>.json or transforms.json found")
 
 
 def _init_model(config: Fit3DConfig, data: DataOptions, train: ImageSet, center: torch.Tensor, radius: float) -> Gaussians3D:
@@ -163,8 +163,8 @@ def fit3d(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     opts = DataOptions(str(Path(data).resolve()), downscale, time, str(points) if points else None)
-    if not (Path(data) / "transforms_train.json").is_file():
-        raise DataError(f"{Path(data) / 'transforms_train.json'}: no such file (DATA must be a dataset folder)")
+    if "train" not in available_splits(data):
+        raise DataError(f"{data}: no training split (expected transforms_train.json or a nerfstudio transforms.json)")
     save_run_config(out, config, opts)
     train = load_transforms(data, "train", background=config.background, downscale=downscale, time=time)
     split = eval_split(data)
