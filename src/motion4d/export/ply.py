@@ -22,7 +22,7 @@ from plyfile import PlyData, PlyElement
 from torch import Tensor
 
 from motion4d.data.errors import DataError
-from motion4d.export.atomic import atomic_path
+from motion4d.atomic import atomic_path
 from motion4d.gaussians.activations import (  # noqa: F401 - rgb_to_sh0 / sh0_to_rgb re-exported for PLY users
     opacity_activation,
     opacity_inverse,

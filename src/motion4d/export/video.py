@@ -9,7 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 from torch import Tensor
 
-from motion4d.export.atomic import atomic_path
+from motion4d.atomic import atomic_path
 
 __all__ = ["VIDEO_FORMATS", "save_image", "to_uint8", "write_video"]
 

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from motion4d.atomic import atomic_path
 from motion4d.gaussians.activations import (
     num_sh_bases,
     opacity_activation,
@@ -244,11 +245,9 @@ class Gaussians3D(nn.Module):
     def save(self, path: str | os.PathLike) -> Path:
         """Write the raw parameters to a safetensors file (atomically: temp file, then rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.params.items()}
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={"format": "motion4d.Gaussians3D", "sh_degree": json.dumps(self._sh_degree)})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "motion4d.Gaussians3D", "sh_degree": json.dumps(self._sh_degree)})
         return path
 
     @classmethod

@@ -19,6 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from motion4d.atomic import atomic_path
+
 _NAME = re.compile(r"^step_(\d+)\.safetensors$")
 
 
@@ -68,9 +70,8 @@ def save_checkpoint(
     for k, v in (extra or {}).items():
         tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
     meta = {"step": str(int(step)), "seconds": repr(float(seconds)), "lrs": json.dumps(lrs)}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 
