@@ -16,6 +16,24 @@ from motion4d.data.images import to_float
 log = logging.getLogger(__name__)
 
 
+def read_ply_vertices(path: str | Path) -> np.ndarray:
+    """The ``vertex`` element of a PLY file (ASCII or binary) as a numpy structured array.
+
+    Raises :class:`DataError` naming ``path`` for a missing or unreadable file or one without vertices.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        ply = PlyData.read(str(path))
+    except Exception as e:  # noqa: BLE001 - plyfile raises several types for malformed files
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: cannot read PLY ({msg})") from None
+    if "vertex" not in ply:
+        raise DataError(f"{path}: PLY has no 'vertex' element")
+    return ply["vertex"].data
+
+
 def load_points_ply(path: str | Path) -> tuple[Tensor, Tensor]:
     """Read the ``vertex`` element of a PLY file (ASCII or binary).
 
@@ -24,16 +42,7 @@ def load_points_ply(path: str | Path) -> tuple[Tensor, Tensor]:
     none. Raises :class:`DataError` naming ``path`` for a missing or unreadable file, or one without
     ``x``/``y``/``z`` vertices.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        ply = PlyData.read(str(path))
-    except Exception as e:  # noqa: BLE001 - plyfile raises several types for malformed files
-        raise DataError(f"{path}: cannot read PLY ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
-    if "vertex" not in ply:
-        raise DataError(f"{path}: PLY has no 'vertex' element")
-    v = ply["vertex"].data
+    v = read_ply_vertices(path)
     names = set(v.dtype.names or ())
     if not {"x", "y", "z"} <= names:
         raise DataError(f"{path}: PLY vertices lack x, y, z")

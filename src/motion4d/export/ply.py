@@ -21,8 +21,9 @@ import torch
 from plyfile import PlyData, PlyElement
 from torch import Tensor
 
-from motion4d.data.errors import DataError
 from motion4d.atomic import atomic_path
+from motion4d.data.errors import DataError
+from motion4d.data.points import read_ply_vertices
 from motion4d.gaussians.activations import (  # noqa: F401 - rgb_to_sh0 / sh0_to_rgb re-exported for PLY users
     opacity_activation,
     opacity_inverse,
@@ -103,16 +104,7 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
     unreadable, or lacks the 3DGS vertex properties.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        ply = PlyData.read(str(path))
-    except Exception as e:  # noqa: BLE001 - plyfile raises several types for malformed files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path}: cannot read PLY ({msg})") from None
-    if "vertex" not in ply:
-        raise DataError(f"{path}: not a 3DGS PLY (no 'vertex' element)")
-    v = ply["vertex"].data
+    v = read_ply_vertices(path)
     names = set(v.dtype.names or ())
     n_rest = sum(1 for n in names if n.startswith("f_rest_"))
     K = n_rest // 3 + 1
