@@ -121,3 +121,19 @@ def test_auto_backend_on_cpu_is_numba_and_meta_has_densification_fields():
     assert meta["means2d"].shape == (2, 30, 2) and meta["means2d"].grad is not None
     assert meta["radii"].shape == (2, 30, 2) and meta["radii"].dtype == torch.int32
     assert meta["n_cameras"] == 2 and meta["width"] == 16 and meta["height"] == 16
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_covars_instead_of_quats_and_scales(backend):
+    from motion4d.render.projection import covariance_3d
+
+    means, quats, scales, opac, colors = random_scene(40, seed=4)
+    viewmats, Ks = cameras(20, 16, 2)
+    a, _, _ = rasterization(means, quats, scales, opac, colors, viewmats, Ks, 20, 16, backend=backend)
+    covars = covariance_3d(quats, scales).requires_grad_()
+    b, _, _ = rasterization(means, None, None, opac, colors, viewmats, Ks, 20, 16, backend=backend, covars=covars)
+    assert torch.allclose(a, b, atol=1e-5)
+    b.sum().backward()
+    assert covars.grad is not None and torch.isfinite(covars.grad).all()
+    with pytest.raises(ValueError, match="quats and scales"):
+        rasterization(means, None, None, opac, colors, viewmats, Ks, 20, 16, backend=backend)

@@ -42,16 +42,18 @@ class GaussianFrame:
 
     means: Tensor
     """[N,3] centres."""
-    quats: Tensor
-    """[N,4] rotations, wxyz, unnormalised."""
-    scales: Tensor
-    """[N,3] standard deviations."""
+    quats: Tensor | None
+    """[N,4] rotations, wxyz, unnormalised (None when ``covars`` is given)."""
+    scales: Tensor | None
+    """[N,3] standard deviations (None when ``covars`` is given)."""
     opacities: Tensor
     """[N] opacities in (0, 1)."""
     sh: Tensor
     """[N,K,3] SH colour coefficients."""
     sh_degree: int
     """Largest SH degree ``sh`` holds (K = (sh_degree+1)²)."""
+    covars: Tensor | None = None
+    """[N,3,3] covariances, for representations that give them directly (4D slices)."""
 
     def __len__(self) -> int:
         return self.means.shape[0]

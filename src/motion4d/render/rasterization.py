@@ -39,11 +39,16 @@ def _check(name: str, x, shape: tuple, dims: int | None = None) -> None:
         raise ValueError(f"{name} must have shape [{spec}], got {list(x.shape)}")
 
 
-def _validate(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, render_mode):
+def _validate(means, quats, scales, covars, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, render_mode):
     _check("means", means, (None, 3))
     N = means.shape[0]
-    _check("quats", quats, (N, 4))
-    _check("scales", scales, (N, 3))
+    if covars is None:
+        if quats is None or scales is None:
+            raise ValueError("quats and scales are required unless covars is given")
+        _check("quats", quats, (N, 4))
+        _check("scales", scales, (N, 3))
+    else:
+        _check("covars", covars, (N, 3, 3))
     _check("opacities", opacities, (N,))
     _check("viewmats", viewmats, (None, 4, 4))
     C = viewmats.shape[0]
@@ -66,7 +71,8 @@ def _validate(means, quats, scales, opacities, colors, viewmats, Ks, width, heig
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if render_mode not in _RENDER_MODES:
         raise ValueError(f"render_mode must be one of {_RENDER_MODES}, got {render_mode!r}")
-    tensors = {"means": means, "quats": quats, "scales": scales, "opacities": opacities, "colors": colors, "viewmats": viewmats, "Ks": Ks}
+    tensors = {"means": means, "opacities": opacities, "colors": colors, "viewmats": viewmats, "Ks": Ks}
+    tensors.update({"covars": covars} if covars is not None else {"quats": quats, "scales": scales})
     if backgrounds is not None:
         _check("backgrounds", backgrounds, (C, None))
         tensors["backgrounds"] = backgrounds
@@ -96,8 +102,8 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
 
 def rasterization(
     means: Tensor,
-    quats: Tensor,
-    scales: Tensor,
+    quats: Tensor | None,
+    scales: Tensor | None,
     opacities: Tensor,
     colors: Tensor,
     viewmats: Tensor,
@@ -112,6 +118,7 @@ def rasterization(
     render_mode: RenderMode = "RGB",
     eps2d: float = 0.3,
     backend: Backend = "auto",
+    covars: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, dict]:
     """Render 3D Gaussians into C cameras (gsplat-compatible).
 
@@ -128,6 +135,8 @@ def rasterization(
             "RGB+ED" append that channel.
         eps2d: added to the 2D covariance diagonal (low-pass filter).
         backend: "auto", "numba", "torch", "gsplat" or "reference" (dense, tests only).
+        covars: [N,3,3] world covariances used instead of quats and scales (pass None for those),
+            as gsplat's ``covars`` argument; e.g. 4D Gaussians sliced at a time.
 
     Returns:
         render_colors [C,H,W,X], render_alphas [C,H,W,1], meta. ``meta["means2d"]`` [C,N,2] keeps
@@ -135,7 +144,7 @@ def rasterization(
         "depths" [C,N], "conics" [C,N,3], "opacities" [C,N], "width", "height", "n_cameras",
         "backend".
     """
-    _validate(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, render_mode)
+    _validate(means, quats, scales, covars, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, render_mode)
     which = _resolve_backend(backend, means.device)
     if which == "gsplat":
         from motion4d.render.gsplat_backend import rasterization_gsplat
@@ -143,12 +152,12 @@ def rasterization(
         return rasterization_gsplat(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height,
             near_plane=near_plane, far_plane=far_plane, sh_degree=sh_degree,
-            backgrounds=backgrounds, render_mode=render_mode, eps2d=eps2d,
+            backgrounds=backgrounds, render_mode=render_mode, eps2d=eps2d, covars=covars,
         )  # fmt: skip
     C = viewmats.shape[0]
-    inputs = (means, quats, scales, opacities, colors, viewmats, Ks, backgrounds)
+    inputs = (means, quats, scales, covars, opacities, colors, viewmats, Ks, backgrounds)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
-    if which == "numba" and not needs_grad:
+    if which == "numba" and not needs_grad and covars is None:
         from motion4d.render.numba_backend import project_numba
 
         proj, bounds = project_numba(
@@ -157,7 +166,7 @@ def rasterization(
         )  # fmt: skip
     else:
         proj = project_gaussians(
-            means, covariance_3d(quats, scales), opacities, viewmats, Ks, width, height,
+            means, covariance_3d(quats, scales) if covars is None else covars, opacities, viewmats, Ks, width, height,
             eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
         )  # fmt: skip
         bounds = pixel_bounds(proj.means2d, proj.radii, width, height)
