@@ -137,3 +137,12 @@ def test_covars_instead_of_quats_and_scales(backend):
     assert covars.grad is not None and torch.isfinite(covars.grad).all()
     with pytest.raises(ValueError, match="quats and scales"):
         rasterization(means, None, None, opac, colors, viewmats, Ks, 20, 16, backend=backend)
+
+
+def test_float64_inputs_on_the_numba_backend():
+    params = [p.double().requires_grad_() for p in random_scene(20, seed=3)]
+    viewmats, Ks = cameras(12, 12, 1, dtype=torch.float64)
+    out, alpha, _ = rasterization(*params, viewmats, Ks, 12, 12, backend="numba")
+    assert out.dtype == alpha.dtype == torch.float64
+    out.sum().backward()
+    assert all(p.grad.dtype == torch.float64 for p in params)

@@ -35,8 +35,9 @@ class _Composite(torch.autograd.Function):
         ctx.state = (offsets, flat_ids, arrays, out_T, last, width, height, tile_size)
         ctx.shapes = (C, N, D)
         ctx.device = means2d.device
-        colors_t = torch.from_numpy(out_colors).to(means2d.device)
-        alphas_t = torch.from_numpy(1.0 - out_T[..., None]).to(means2d.device)
+        ctx.dtype = means2d.dtype  # kernels run in float32; results come back in the input dtype
+        colors_t = torch.from_numpy(out_colors).to(means2d.device, means2d.dtype)
+        alphas_t = torch.from_numpy(1.0 - out_T[..., None]).to(means2d.device, means2d.dtype)
         return colors_t, alphas_t
 
     @staticmethod
@@ -55,14 +56,14 @@ class _Composite(torch.autograd.Function):
             height,
             tile_size,
         )
-        grads = torch.from_numpy(K.reduce_grads(flat_ids, isect, C * N)).to(ctx.device)
+        grads = torch.from_numpy(K.reduce_grads(flat_ids, isect, C * N)).to(ctx.device, ctx.dtype)
         g_means2d = grads[:, 0:2].reshape(C, N, 2)
         g_conics = grads[:, 2:5].reshape(C, N, 3)
         g_opac = grads[:, 5].reshape(C, N)
         g_colors = grads[:, 6:].reshape(C, N, D)
         g_bg = None
         if ctx.needs_input_grad[4]:
-            g_bg = (grad_colors * torch.from_numpy(out_T[..., None]).to(ctx.device)).sum(dim=(1, 2))
+            g_bg = (grad_colors * torch.from_numpy(out_T[..., None]).to(ctx.device, ctx.dtype)).sum(dim=(1, 2))
         ctx.state = None
         return g_means2d, g_conics, g_opac, g_colors, g_bg, None, None, None, None, None
 
@@ -116,9 +117,11 @@ def project_numba(
         width, height, eps2d, near_plane, far_plane,
     )  # fmt: skip
     C = viewmats.shape[0]
-    t = torch.from_numpy
+    def t(x: np.ndarray) -> Tensor:  # back in the caller's float dtype
+        return torch.from_numpy(x).to(means.dtype)
+
     proj = Projected(
-        means2d=t(m2d), conics=t(conics), depths=t(depths), radii=t(radii),
-        opacities=opacities.detach().float().expand(C, -1),
+        means2d=t(m2d), conics=t(conics), depths=t(depths), radii=torch.from_numpy(radii),
+        opacities=opacities.detach().expand(C, -1),
     )  # fmt: skip
-    return proj, t(bounds)
+    return proj, torch.from_numpy(bounds)
