@@ -316,3 +316,12 @@ def test_clone_rows_and_max_scale3d():
     torch.testing.assert_close(model.max_scale3d(), torch.linalg.eigvalsh(cov3)[:, -1].sqrt())
     with pytest.raises(ValueError, match="mask"):
         model.clone_rows(torch.ones(5, dtype=torch.bool))
+
+
+def test_sliced_covariances_stay_positive_semidefinite_in_float32():
+    g = torch.Generator().manual_seed(11)
+    rotors = torch.randn(500, 8, generator=g)
+    scales = torch.tensor([1e-3, 2e-3, 1e-3, 30.0]).expand(500, 4)  # thin in space, long in time
+    _, covars, _ = slice_4d(torch.zeros(500, 4), rotors, scales, 0.0)
+    torch.testing.assert_close(covars, covars.transpose(-1, -2), rtol=0, atol=0)
+    assert torch.linalg.eigvalsh(covars.double()).min() >= -1e-12

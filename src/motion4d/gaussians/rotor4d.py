@@ -30,6 +30,7 @@ from motion4d.gaussians.gaussians3d import GaussianFrame, Gaussians3D
 from motion4d.gaussians.rotor_math import (
     conditional_terms,
     covariance_4d,
+    covariance_factor,
     identity_rotors,
     normalize_rotor,
     rotor_from_quaternion,
@@ -44,6 +45,7 @@ __all__ = [
     "rotor_to_matrix",
     "slice_4d",
     "covariance_4d",
+    "covariance_factor",
     "identity_rotors",
 ]
 
@@ -140,7 +142,7 @@ class Gaussians4DRotor(nn.Module):
 
     def velocities(self) -> Tensor:
         """[N,3] velocities Σ_xyz,t/Σ_tt: the derivative of each sliced mean with respect to t."""
-        return conditional_terms(self.covariances())[0]
+        return conditional_terms(covariance_factor(self.params["rotors"], self.scales))[0]
 
     def motion_displacement(self, t0: float, t1: float) -> Tensor:
         """[N] distance each sliced mean travels from ``t0`` to ``t1`` (the motion is linear in t)."""
@@ -150,7 +152,7 @@ class Gaussians4DRotor(nn.Module):
     def max_scale3d(self) -> Tensor:
         """[N] largest spatial standard deviation of the slices (√ of the top eigenvalue of the conditional
         covariance, which is the same at every t); for clone/split/prune decisions, no gradient."""
-        cov3 = conditional_terms(self.covariances())[1]
+        cov3 = conditional_terms(covariance_factor(self.params["rotors"], self.scales))[1]
         return torch.linalg.eigvalsh(cov3)[:, -1].clamp_min(0).sqrt()
 
     # ---- regularisers ---------------------------------------------------------------------
@@ -174,7 +176,7 @@ class Gaussians4DRotor(nn.Module):
         else:
             idx = torch.arange(n, device=x.device)
         means, rotors, scales = self.params["means"][idx], self.params["rotors"][idx], self.scales[idx]
-        velocity = conditional_terms(covariance_4d(rotors, scales))[0]
+        velocity = conditional_terms(covariance_factor(rotors, scales))[0]
         if idx.shape[0] < 2:
             consistency = velocity.sum() * 0.0
         else:
@@ -210,7 +212,7 @@ class Gaussians4DRotor(nn.Module):
         s = sel.shape[0]
         rows = {name: p.detach()[sel] for name, p in self.params.items()}
         scales = scale_activation(rows["log_scales"])
-        axes = rotor_to_matrix(rows["rotors"]) * scales[:, None, :]  # [S,4,4]: Σ = axes·axesᵀ
+        axes = covariance_factor(rows["rotors"], scales)  # [S,4,4]: Σ = axes·axesᵀ
         noise = torch.randn(n_children, s, 4, generator=generator, dtype=torch.float64).to(axes)
         out = {}
         for name, p in rows.items():

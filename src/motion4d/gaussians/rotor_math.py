@@ -116,28 +116,35 @@ def identity_rotors(n: int, *, dtype: torch.dtype = torch.float32, device: torch
     return rotors
 
 
-def covariance_4d(rotors: Tensor, scales: Tensor) -> Tensor:
-    """4D covariances Σ = R·diag(scales²)·Rᵀ [N,4,4] from ``rotors [N,8]`` and ``scales [N,4]`` (std devs)."""
+def covariance_factor(rotors: Tensor, scales: Tensor) -> Tensor:
+    """A = R·diag(scales) [N,4,4], so that the 4D covariance is Σ = A·Aᵀ, from ``rotors [N,8]``, ``scales [N,4]``."""
     _check("scales", scales, (4,))
     if rotors.shape[0] != scales.shape[0]:
         raise ValueError(f"rotors and scales must have the same N, got {rotors.shape[0]} and {scales.shape[0]}")
-    M = rotor_to_matrix(rotors) * scales[:, None, :]
-    return M @ M.transpose(-1, -2)
+    return rotor_to_matrix(rotors) * scales[:, None, :]
 
 
-def conditional_terms(cov4: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """From 4D covariances [N,4,4]: velocities Σ_xyz,t/Σ_tt [N,3], conditional covariances [N,3,3], Σ_tt [N].
+def covariance_4d(rotors: Tensor, scales: Tensor) -> Tensor:
+    """4D covariances Σ = R·diag(scales²)·Rᵀ [N,4,4] from ``rotors [N,8]`` and ``scales [N,4]`` (std devs)."""
+    A = covariance_factor(rotors, scales)
+    return A @ A.transpose(-1, -2)
 
-    The conditional covariance is the Schur complement Σ_xyz − Σ_xyz,t Σ_t,xyz / Σ_tt; like the velocity
-    it does not depend on the time the Gaussian is sliced at.
+
+def conditional_terms(factor: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Velocities [N,3], conditional covariances [N,3,3] and Σ_tt [N] from covariance factors A [N,4,4].
+
+    With Σ = A·Aᵀ, rows A_xyz [N,3,4] and a_t [N,4]: Σ_xyz,t = A_xyz·a_t, Σ_tt = |a_t|², velocity
+    Σ_xyz,t/Σ_tt, and the Schur complement Σ_xyz − Σ_xyz,t Σ_t,xyz/Σ_tt = B·Bᵀ with
+    B = A_xyz·(I − a_t a_tᵀ/|a_t|²) (a projector), which keeps it symmetric positive semi-definite in
+    floating point. Neither depends on the time the Gaussian is sliced at.
     """
-    if cov4.dim() != 3 or cov4.shape[1:] != (4, 4):
-        raise ValueError(f"cov4 must have shape [N,4,4], got {list(cov4.shape)}")
-    s_tt = cov4[:, 3, 3]
-    s_xt = cov4[:, :3, 3]
-    velocity = s_xt / s_tt[:, None]
-    cov3 = cov4[:, :3, :3] - velocity[:, :, None] * s_xt[:, None, :]
-    return velocity, 0.5 * (cov3 + cov3.transpose(-1, -2)), s_tt
+    if factor.dim() != 3 or factor.shape[1:] != (4, 4):
+        raise ValueError(f"factor must have shape [N,4,4], got {list(factor.shape)}")
+    a_x, a_t = factor[:, :3, :], factor[:, 3, :]
+    s_tt = (a_t * a_t).sum(dim=-1)
+    velocity = (a_x @ a_t[:, :, None])[..., 0] / s_tt[:, None]
+    B = a_x - velocity[:, :, None] * a_t[:, None, :]
+    return velocity, B @ B.transpose(-1, -2), s_tt
 
 
 def slice_4d(means4d: Tensor, rotors: Tensor, scales: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -157,7 +164,7 @@ def slice_4d(means4d: Tensor, rotors: Tensor, scales: Tensor, t: float | Tensor)
         raise ValueError(f"means4d and rotors must have the same N, got {means4d.shape[0]} and {rotors.shape[0]}")
     if isinstance(t, Tensor) and t.dim() != 0:
         raise ValueError(f"t must be a float or a 0-dim tensor, got shape {list(t.shape)}")
-    velocity, cov3, s_tt = conditional_terms(covariance_4d(rotors, scales))
+    velocity, cov3, s_tt = conditional_terms(covariance_factor(rotors, scales))
     dt = t - means4d[:, 3]
     means = means4d[:, :3] + velocity * dt[:, None]
     weights = torch.exp(-0.5 * dt * dt / s_tt)
