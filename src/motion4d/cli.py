@@ -3,8 +3,11 @@
     motion4d fit3d DATA --out RUN [--preset default] [--iters N] ...   fit static 3D Gaussians
     motion4d fit3d --demo --out RUN                                    ... to the built-in demo scene
     motion4d fit3d --out RUN --resume                                  continue a killed run
-    motion4d evaluate RUN [--data DATA] [--split test]                 metrics JSON on stdout
-    motion4d demo [--out RUN]                                          a one-minute demo fit
+    motion4d reconstruct DATA --out RUN [--model rotor4d|deform] ...    fit animated (4D) Gaussians to multi-view video
+    motion4d evaluate RUN [--data DATA] [--split test]                 metrics JSON on stdout (3D or 4D runs, .m4d files)
+    motion4d render RUN --out FILE.mp4|.gif [--orbit] [--view I]       a video over time
+    motion4d export RUN --format ply-sequence|m4d --out PATH           per-frame 3DGS PLYs, or one 4D file
+    motion4d demo [--out RUN]                                          reconstruct the built-in moving demo scene
 
 Logs go to stderr; stdout carries only results (JSON). User errors print one ``error: ...`` line
 on stderr and exit with status 2.
@@ -56,16 +59,51 @@ def _build_parser() -> argparse.ArgumentParser:
     f.add_argument("--demo", action="store_true", help="fit the built-in demo scene (written to RUN/data)")
     _fit_options(f)
 
+    r = sub.add_parser("reconstruct", help="fit animated 4D Gaussians to a dynamic (multi-view video) dataset")
+    r.add_argument("data", nargs="?", help="dataset folder (transforms_train.json with 'time' per frame)")
+    r.add_argument("--out", required=True, help="run folder to write")
+    _reconstruct_options(r)
+
     e = sub.add_parser("evaluate", help="metrics of a fitted run on a dataset split (JSON on stdout)")
-    e.add_argument("run", help="run folder written by fit3d")
+    e.add_argument("run", help="run folder (fit3d or reconstruct) or .m4d file")
     e.add_argument("--data", help="dataset folder (default: the one the run was fitted to)")
     e.add_argument("--split", default="test", help="split to evaluate (default: test)")
     e.add_argument("--device", default="cpu", help="cpu or cuda")
 
-    d = sub.add_parser("demo", help="fit the built-in demo scene with the 'demo' preset (~1-2 min on CPU)")
+    v = sub.add_parser("render", help="render a run's model over time into a video")
+    v.add_argument("run", help="run folder or .m4d file")
+    v.add_argument("--out", required=True, help="video file (.mp4 or .gif)")
+    v.add_argument("--orbit", action="store_true", help="camera circles the scene while time advances")
+    v.add_argument("--view", type=int, default=0, help="fixed camera: view I of the test split (default 0)")
+    v.add_argument("--frames", type=int, default=48, help="number of frames (default 48)")
+    v.add_argument("--fps", type=float, default=24, help="frames per second (default 24)")
+    v.add_argument("--data", help="dataset folder (default: the run's)")
+    v.add_argument("--device", default="cpu", help="cpu or cuda")
+
+    x = sub.add_parser("export", help="export a run's model: per-frame PLYs or one .m4d file")
+    x.add_argument("run", help="run folder or .m4d file")
+    x.add_argument("--format", required=True, choices=("ply-sequence", "m4d"), help="ply-sequence or m4d")
+    x.add_argument("--out", required=True, help="folder (ply-sequence) or file (m4d)")
+    x.add_argument("--frames", type=int, default=24, help="ply-sequence: number of frames (default 24)")
+
+    d = sub.add_parser("demo", help="reconstruct the built-in moving demo scene with the 'demo' preset (a few min on CPU)")
     d.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
-    _fit_options(d)
+    _reconstruct_options(d)
     return p
+
+
+def _reconstruct_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="rotor4d or deform (default rotor4d)")
+    p.add_argument("--preset", help="configuration preset (default, fast, demo, tiny)")
+    p.add_argument("--iters", type=int, help="optimisation steps")
+    p.add_argument("--time-budget", type=float, help="stop training after this many seconds")
+    p.add_argument("--downscale", type=int, help="integer image downscale factor")
+    p.add_argument("--sampler", choices=("sliding", "uniform"), help="multi-scale sliding windows (default) or uniform")
+    p.add_argument("--background", type=_background, help="white, black or R,G,B in [0,1]")
+    p.add_argument("--resume", action="store_true", help="continue from the run's newest checkpoint")
+    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _fit_options(p: argparse.ArgumentParser) -> None:
@@ -147,6 +185,95 @@ def _cmd_fit3d(args, demo: bool) -> int:
     return 0
 
 
+def _reconstruct_config(args, base_preset: str, saved=None):
+    from motion4d.optim.trainer4d import preset
+
+    config = saved if (saved is not None and args.preset is None) else preset(args.preset or base_preset)
+    overrides = {
+        "iters": args.iters,
+        "background": args.background,
+        "time_budget_s": args.time_budget,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.sampler is not None:
+        config = dataclasses.replace(config, sampler=dataclasses.replace(config.sampler, kind=args.sampler))
+    if args.no_progress:
+        config = dataclasses.replace(config, progress=False)
+    if config.iters < 0:
+        raise ValueError(f"--iters must be >= 0, got {config.iters}")
+    if args.downscale is not None and args.downscale < 1:
+        raise ValueError(f"--downscale must be >= 1, got {args.downscale}")
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise ValueError(f"--time-budget must be > 0, got {args.time_budget}")
+    _check_device(config.device)
+    return config
+
+
+def _demo_model(requested: str | None) -> str:
+    from motion4d.pipelines.models import model_class
+
+    if requested is not None:
+        return requested
+    for kind in ("rotor4d", "deform"):
+        try:
+            model_class(kind)
+            return kind
+        except ValueError:
+            continue
+    log.warning("no 4D model is installed; the demo falls back to static 3D Gaussians")
+    return "gaussians3d"
+
+
+def _cmd_reconstruct(args, demo: bool) -> int:
+    from motion4d.pipelines.models import model_class
+    from motion4d.pipelines.reconstruct import CONFIG_FILE, load_run_config, reconstruct
+
+    out = Path(args.out)
+    saved, opts = None, None
+    if args.resume and (out / CONFIG_FILE).is_file():
+        saved, opts = load_run_config(out)
+    config = _reconstruct_config(args, "demo" if demo else "default", saved)
+    kind = args.model or (opts.model if opts else None)
+    kind = _demo_model(kind) if demo else (kind or "rotor4d")
+    model_class(kind)  # a clear error before any work
+    if demo:
+        from motion4d.data.synthetic import make_dynamic_demo_scene
+
+        data = out / "data"
+        if not (data / "transforms_train.json").is_file():
+            log.info("writing the dynamic demo scene to %s", data)
+            make_dynamic_demo_scene(data)
+    elif args.data is not None:
+        data = args.data
+    elif opts is not None:
+        data = opts.root
+    else:
+        raise ValueError("reconstruct needs a DATA folder (or --resume on an existing run)")
+    downscale = args.downscale if args.downscale is not None else (opts.downscale if opts else 1)
+    report = reconstruct(data, out, config, model=kind, downscale=downscale, resume=args.resume, ply_frames=12 if demo else 0)
+    print(json.dumps(dataclasses.asdict(report)))
+    return 0
+
+
+def _cmd_render(args) -> int:
+    from motion4d.pipelines.render_video import render_video
+
+    _check_device(args.device)
+    render_video(args.run, args.out, orbit=args.orbit, view=args.view, frames=args.frames, fps=args.fps, data=args.data, device=args.device)
+    print(json.dumps({"video": str(args.out), "frames": args.frames}))
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from motion4d.pipelines.export_run import export_run
+
+    path = export_run(args.run, args.format, args.out, frames=args.frames)
+    print(json.dumps({"format": args.format, "out": str(path)}))
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from motion4d.pipelines.evaluate import evaluate
 
@@ -189,7 +316,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("give either DATA or --demo, not both")
             return _cmd_fit3d(args, demo=args.demo)
         if args.command == "demo":
-            return _cmd_fit3d(args, demo=True)
+            return _cmd_reconstruct(args, demo=True)
+        if args.command == "reconstruct":
+            return _cmd_reconstruct(args, demo=False)
+        if args.command == "render":
+            return _cmd_render(args)
+        if args.command == "export":
+            return _cmd_export(args)
         return _cmd_evaluate(args)
     except (DataError, ValueError, FileNotFoundError, NotADirectoryError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -95,7 +95,23 @@ def _shade(origins: np.ndarray, dirs: np.ndarray, objects: tuple[Ellipsoid, ...]
     return color, covered.astype(np.float64)
 
 
-def render_rgba(viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int, *, supersample: int = 2) -> np.ndarray:
+def dynamic_objects(t: float) -> tuple[Ellipsoid, ...]:
+    """The dynamic demo object at time ``t`` in [0,1]: a static orange core; a blue sphere circling it
+    once about the vertical axis (radius 0.8, height 0.2); a green one bobbing along z between −0.5 and
+    0.5; a red one sliding along x from −0.7 to 0.7 under the core (all positions exact functions of t)."""
+    a = 2.0 * math.pi * t
+    return (
+        Ellipsoid((0.0, 0.0, 0.0), (0.42, 0.42, 0.36), (0.95, 0.62, 0.15)),
+        Ellipsoid((0.8 * math.cos(a), 0.8 * math.sin(a), 0.2), (0.25, 0.25, 0.25), (0.15, 0.45, 0.95)),
+        Ellipsoid((-0.2, 0.75, 0.5 * math.sin(a)), (0.22, 0.22, 0.22), (0.20, 0.80, 0.35)),
+        Ellipsoid((-0.7 + 1.4 * t, -0.6, -0.45), (0.2, 0.2, 0.2), (0.90, 0.18, 0.22)),
+    )
+
+
+def render_rgba(
+    viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int, *, supersample: int = 2,
+    objects: tuple[Ellipsoid, ...] = DEMO_OBJECTS,
+) -> np.ndarray:
     """Ray cast the demo object from one camera: ``viewmat [4,4]`` (world→camera, OpenCV), ``K [3,3]``.
 
     Pixel (i, j) covers [i, i+1]×[j, j+1] in image coordinates (centre i + 0.5, the gsplat convention);
@@ -113,7 +129,7 @@ def render_rgba(viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int,
     cam = np.stack([(uu - Kd[0, 2]) / Kd[0, 0], (vv - Kd[1, 2]) / Kd[1, 1], np.ones_like(uu)], -1)
     dirs = cam.reshape(-1, 3) @ R  # camera → world: R^T d
     dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
-    color, cover = _shade(np.broadcast_to(eye, dirs.shape), dirs, DEMO_OBJECTS)
+    color, cover = _shade(np.broadcast_to(eye, dirs.shape), dirs, objects)
     color = color.reshape(height, s, width, s, 3).sum((1, 3))
     cover = cover.reshape(height, s, width, s).sum((1, 3))
     rgb = color / np.maximum(cover, 1e-12)[..., None]  # straight (unpremultiplied) colour
@@ -170,4 +186,45 @@ def make_demo_scene(out_dir: str | Path, *, n_train: int = 24, n_test: int = 8, 
     if test is not None:
         _write_json(out / "transforms_test.json", _write_split(out, "test", test, size))
     _write_json(out / "transforms_train.json", _write_split(out, "train", train, size))
+    return out
+
+
+def _write_dynamic_split(out: Path, split: str, viewmats: torch.Tensor, times: np.ndarray, size: int) -> dict:
+    fx = 0.5 * size / math.tan(CAMERA_ANGLE_X / 2.0)
+    K = torch.tensor([[fx, 0.0, size / 2.0], [0.0, fx, size / 2.0], [0.0, 0.0, 1.0]])
+    (out / split).mkdir(parents=True, exist_ok=True)
+    c2ws = viewmat_to_opengl_c2w(viewmats.double())
+    frames = []
+    for j, t in enumerate(times):
+        objects = dynamic_objects(float(t))
+        for i in range(viewmats.shape[0]):
+            name = f"r_{i:03d}_t{j:03d}"
+            rgba = render_rgba(viewmats[i], K, size, size, objects=objects)
+            iio.imwrite(out / split / f"{name}.png", np.round(rgba * 255.0).astype(np.uint8))
+            frames.append({"file_path": f"./{split}/{name}", "transform_matrix": c2ws[i].tolist(), "time": float(t), "view": i})
+    return {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames}
+
+
+def make_dynamic_demo_scene(
+    out_dir: str | Path, *, n_train: int = 12, n_test: int = 2, n_frames: int = 12, size: int = 64, seed: int = 0
+) -> Path:
+    """Write the moving demo object (:func:`dynamic_objects`) as a D-NeRF-format multi-view video in ``out_dir``.
+
+    Every one of ``n_train`` train and ``n_test`` test cameras (placed as in :func:`make_demo_scene`)
+    sees each of ``n_frames`` times evenly spaced in [0, 1]: ``<split>/r_<view>_t<frame>.png`` (RGBA,
+    ``size``²), listed in ``transforms_<split>.json`` with ``time`` and ``view`` per frame (the defaults
+    make 168 images, well under 1 MB). JSON files are written last, so a folder with
+    ``transforms_train.json`` is complete. Returns ``out_dir``.
+    """
+    if n_train < 1 or n_test < 0 or n_frames < 1 or size < 4:
+        raise ValueError(f"need n_train >= 1, n_test >= 0, n_frames >= 1, size >= 4; got {n_train}, {n_test}, {n_frames}, {size}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spin = float(np.random.default_rng(seed).uniform(0.0, 360.0)) if seed else 0.0
+    times = np.linspace(0.0, 1.0, n_frames) if n_frames > 1 else np.zeros(1)
+    train = demo_cameras(n_train, azimuth_offset_deg=spin, elevation_range_deg=(10.0, 40.0))
+    if n_test:
+        test = demo_cameras(n_test, azimuth_offset_deg=spin + 180.0 / n_train, elevation_range_deg=(15.0, 35.0))
+        _write_json(out / "transforms_test.json", _write_dynamic_split(out, "test", test, times, size))
+    _write_json(out / "transforms_train.json", _write_dynamic_split(out, "train", train, times, size))
     return out

@@ -12,6 +12,11 @@ and every ``reset_every`` steps it clamps all opacities to ``2 · prune_opacity`
 kept for surviving rows and zero for new ones. Works on any ``nn.ParameterDict`` whose entries all
 have one row per Gaussian and include ``means``, ``quats``, ``log_scales`` and ``opacity_logits``
 (extra per-Gaussian entries, e.g. a 4D model's velocities, are copied with their parent).
+
+Models whose Gaussians are not plain 3D ones (a 4D rotor model's ``log_scales [N,4]`` and ``rotors``,
+say) pass themselves as ``model`` to :meth:`DensifyStrategy.refine`; the strategy then asks the model
+for ``max_scale3d() [N]``, ``clone_rows(mask)`` and ``split_rows(mask, n_children=2, factor=,
+generator=)`` (each returning the new rows per parameter name) where it provides them.
 """
 
 from __future__ import annotations
@@ -137,6 +142,7 @@ class DensifyStrategy:
         self.grad2d: Tensor | None = None
         """[N] accumulated screen-space gradient norms since the last refinement."""
         self.count: Tensor | None = None
+        self._model: object | None = None
         """[N] number of (camera, step) pairs in which each Gaussian was visible."""
 
     def _active(self, step: int) -> bool:
@@ -165,8 +171,15 @@ class DensifyStrategy:
         self.count.index_add_(0, ids, torch.ones_like(ids, dtype=torch.float32))
 
     @torch.no_grad()
-    def refine(self, params: nn.ParameterDict, optimizer: torch.optim.Optimizer | None, step: int) -> RefineStats | None:
-        """Clone / split / prune and reset opacities when ``step`` calls for it; returns what it did."""
+    def refine(
+        self, params: nn.ParameterDict, optimizer: torch.optim.Optimizer | None, step: int, model: object | None = None
+    ) -> RefineStats | None:
+        """Clone / split / prune and reset opacities when ``step`` calls for it; returns what it did.
+
+        ``model`` (optional, owning ``params``) supplies ``max_scale3d``/``clone_rows``/``split_rows``
+        when it defines them (see the module docstring).
+        """
+        self._model = model
         if not self._active(step):
             return None
         cfg = self.config
@@ -185,6 +198,12 @@ class DensifyStrategy:
             self.reset_opacities(params, optimizer, 2.0 * cfg.prune_opacity)
         return stats
 
+    def _max_scale(self, params: nn.ParameterDict) -> Tensor:
+        model = self._model
+        if model is not None and hasattr(model, "max_scale3d"):
+            return model.max_scale3d().detach()
+        return scale_activation(params["log_scales"].data).max(dim=-1).values
+
     def _grow(self, params: nn.ParameterDict, optimizer) -> tuple[int, int]:
         cfg = self.config
         n = params["means"].shape[0]
@@ -192,7 +211,7 @@ class DensifyStrategy:
             return 0, 0
         grads = self.grad2d / self.count.clamp_min(1)
         high = grads > cfg.grow_grad2d
-        small = scale_activation(params["log_scales"]).max(dim=-1).values <= cfg.grow_scale3d * self.scene_scale
+        small = self._max_scale(params) <= cfg.grow_scale3d * self.scene_scale
         clone, split = high & small, high & ~small
         # Respect the cap: a clone adds one Gaussian, a split adds one net; keep the largest gradients.
         room = max(cfg.max_gaussians - n, 0)
@@ -206,15 +225,25 @@ class DensifyStrategy:
         n_clone, n_split = int(clone.sum()), int(split.sum())
         if n_clone:
             sel = torch.where(clone)[0]
-            edit_rows(params, optimizer, torch.arange(n, device=sel.device), {k: p.data[sel] for k, p in params.items()})
+            model = self._model
+            if model is not None and hasattr(model, "clone_rows"):
+                new_rows = {k: v.detach() for k, v in model.clone_rows(clone).items()}
+            else:
+                new_rows = {k: p.data[sel] for k, p in params.items()}
+            edit_rows(params, optimizer, torch.arange(n, device=sel.device), new_rows)
             split = torch.cat([split, torch.zeros(n_clone, dtype=torch.bool, device=split.device)])
         if n_split:
             self._split(params, optimizer, split)
         return n_clone, n_split
 
     def _split(self, params: nn.ParameterDict, optimizer, mask: Tensor) -> None:
-        sel = torch.where(mask)[0]
         rest = torch.where(~mask)[0]
+        model = self._model
+        if model is not None and hasattr(model, "split_rows"):
+            rows = model.split_rows(mask, n_children=2, factor=self.config.split_factor, generator=self.generator)
+            edit_rows(params, optimizer, rest, {k: v.detach() for k, v in rows.items()})
+            return
+        sel = torch.where(mask)[0]
         scales = scale_activation(params["log_scales"].data[sel])  # [S,3]
         rot = quat_to_rotmat(params["quats"].data[sel])  # [S,3,3]
         noise = torch.randn(2, sel.shape[0], 3, generator=self.generator).to(scales)
@@ -233,7 +262,7 @@ class DensifyStrategy:
         cfg = self.config
         prune = opacity_activation(params["opacity_logits"].data) < cfg.prune_opacity
         if cfg.reset_every > 0 and step > cfg.reset_every:
-            prune |= scale_activation(params["log_scales"].data).max(dim=-1).values > cfg.prune_scale3d * self.scene_scale
+            prune |= self._max_scale(params) > cfg.prune_scale3d * self.scene_scale
         n_prune = int(prune.sum())
         if n_prune == prune.shape[0]:  # never prune everything: keep the most opaque one
             prune[params["opacity_logits"].data.argmax()] = False

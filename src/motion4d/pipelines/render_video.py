@@ -1,0 +1,114 @@
+"""Render a run's model over time into a video: from one fixed dataset view, or an orbiting camera."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from motion4d.data.errors import DataError
+from motion4d.data.transforms import available_splits, load_transforms, scene_bounds
+from motion4d.export.video import write_video
+from motion4d.optim.evaluation import render_frame
+from motion4d.pipelines.models import ModelInfo, load_run_model
+from motion4d.render.cameras import camera_centers, orbit_viewmats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OrbitRig:
+    """Where an orbit video's camera circles (saved in ``.m4d`` metadata as ``orbit``)."""
+
+    center: tuple[float, float, float]
+    """The point looked at."""
+    distance: float
+    """Camera distance from ``center``."""
+    elevation_deg: float
+    """Camera elevation above the horizontal plane."""
+    K: list[list[float]]
+    """[3,3] intrinsics."""
+    width: int
+    """Image width."""
+    height: int
+    """Image height."""
+
+    @classmethod
+    def from_views(cls, viewmats: torch.Tensor, K: torch.Tensor, width: int, height: int, center: torch.Tensor) -> "OrbitRig":
+        """The training cameras' mean distance and elevation around ``center [3]``; ``viewmats [M,4,4]``, ``K [3,3]``."""
+        offsets = camera_centers(viewmats.double()) - center.double()
+        dist = offsets.norm(dim=-1)
+        elevation = math.degrees(float(torch.asin((offsets[:, 2] / dist).clamp(-1, 1)).mean()))
+        return cls(tuple(float(x) for x in center), float(dist.mean()), elevation, K.double().tolist(), width, height)
+
+    def viewmats(self, n: int) -> torch.Tensor:
+        """``n`` viewmats [n,4,4] once around the circle."""
+        return orbit_viewmats(n, self.distance, elevation_deg=self.elevation_deg, target=self.center).float()
+
+
+@torch.no_grad()
+def render_over_time(
+    model, viewmats: torch.Tensor, K: torch.Tensor, width: int, height: int, times: torch.Tensor, *,
+    background=(1.0, 1.0, 1.0), backend: str = "auto", progress: bool = False,
+) -> torch.Tensor:
+    """Frames [T,H,W,3] in [0,1]: frame i is ``model`` at ``times[i]`` seen from ``viewmats[i]`` ([T,4,4]; K [3,3])."""
+    if viewmats.shape[0] != times.shape[0]:
+        raise ValueError(f"need one viewmat per time, got {viewmats.shape[0]} and {times.shape[0]}")
+    device = next(iter(model.params.values())).device
+    bg = torch.tensor(background, dtype=torch.float32, device=device)
+    frames = []
+    for i in tqdm(range(times.shape[0]), desc="render", disable=None if progress else True):
+        out = render_frame(model.at_time(float(times[i])), viewmats[i : i + 1].to(device), K[None].to(device), width, height, background=bg, backend=backend)
+        frames.append(out.rgb.clamp(0, 1).cpu())
+    return torch.cat(frames)
+
+
+def _rig_of(info: ModelInfo, data: str | None, downscale: int) -> OrbitRig:
+    if "orbit" in info.extra:
+        return OrbitRig(**info.extra["orbit"])
+    if data is None:
+        raise DataError("the model records no orbit camera and no dataset; give --data")
+    views = load_transforms(data, "train", downscale=downscale)
+    return OrbitRig.from_views(views.viewmats, views.Ks[0], views.width, views.height, scene_bounds(views).center)
+
+
+def render_video(
+    run: str | Path, out: str | Path, *, orbit: bool = False, view: int = 0, frames: int = 48, fps: float = 24,
+    data: str | Path | None = None, split: str = "test", device: str = "cpu", progress: bool = True,
+) -> Path:
+    """Write ``out`` (.mp4 or .gif): the run's model over its time range in ``frames`` frames.
+
+    ``orbit``: the camera circles the scene once while time advances; otherwise it stays at view
+    ``view`` of ``split`` (else "train") of the run's dataset (or ``data``).
+    """
+    if frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {frames}")
+    if Path(out).suffix.lower() not in (".mp4", ".gif"):
+        raise ValueError(f"{out}: the video must end in .mp4 or .gif")
+    model, info = load_run_model(run, device=device)
+    root = data or info.extra.get("data_root")
+    downscale = int(info.extra.get("downscale") or 1)
+    background = tuple(info.extra.get("background") or (1.0, 1.0, 1.0))
+    t0, t1 = info.time_range
+    times = torch.linspace(t0, t1, frames)
+    if orbit:
+        rig = _rig_of(info, root, downscale)
+        viewmats, K, W, H = rig.viewmats(frames), torch.tensor(rig.K, dtype=torch.float32), rig.width, rig.height
+    else:
+        if root is None:
+            raise DataError(f"{run}: no dataset recorded; give --data (or use --orbit)")
+        s = split if split in available_splits(root) else "train"
+        views = load_transforms(root, s, background=background, downscale=downscale)
+        cams = torch.unique(views.views) if views.views is not None else torch.arange(len(views.images))
+        if not 0 <= view < len(cams):
+            raise ValueError(f"--view {view} out of range: {root} {s} split has {len(cams)} views (0..{len(cams) - 1})")
+        row = int(torch.where(views.views == cams[view])[0][0]) if views.views is not None else view
+        viewmats, K, W, H = views.viewmats[row : row + 1].expand(frames, 4, 4), views.Ks[row], views.width, views.height
+    video = render_over_time(model, viewmats, K, W, H, times, background=background, progress=progress)
+    write_video(out, video, fps)
+    log.info("wrote %s: %d frames, t in [%.3g, %.3g]", out, frames, t0, t1)
+    return Path(out)
