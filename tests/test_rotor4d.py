@@ -325,3 +325,27 @@ def test_sliced_covariances_stay_positive_semidefinite_in_float32():
     _, covars, _ = slice_4d(torch.zeros(500, 4), rotors, scales, 0.0)
     torch.testing.assert_close(covars, covars.transpose(-1, -2), rtol=0, atol=0)
     assert torch.linalg.eigvalsh(covars.double()).min() >= -1e-12
+
+
+def test_densify_strategy_clones_and_splits_through_the_model_hooks():
+    from motion4d.optim.strategy import DensifyConfig, DensifyStrategy
+
+    model = Gaussians4DRotor.random(40, radius=0.8, sh_degree=0, seed=10, time_scale=0.5)
+    with torch.no_grad():
+        model.params["opacity_logits"].fill_(1.0)
+    optimizer = torch.optim.Adam(model.params.values(), lr=1e-3)
+    median = model.max_scale3d().median().item()
+    config = DensifyConfig(refine_start=0, refine_every=1, reset_every=0, grow_grad2d=0.0, grow_scale3d=median, prune_opacity=0.0)
+    strategy = DensifyStrategy(config, scene_scale=1.0)
+    viewmats, Ks = cameras(20, 16, 1)
+    frame = model.at_time(0.5)
+    rgb, _, meta = rasterization(frame.means, None, None, frame.opacities, frame.sh, viewmats, Ks, 20, 16, sh_degree=0, covars=frame.covars)
+    rgb.sum().backward()
+    optimizer.step()
+    strategy.update(model.params, 1, meta)
+    visible = int((meta["radii"] > 0).all(dim=-1).sum())
+    stats = strategy.refine(model.params, optimizer, 1, model=model)
+    assert stats is not None and stats.n_cloned > 0 and stats.n_split > 0
+    assert len(model) == 40 + stats.n_cloned + stats.n_split == stats.n_gaussians and stats.n_cloned + stats.n_split <= visible
+    assert all(p.shape[0] == len(model) for p in model.params.values())
+    assert model.at_time(0.5).covars.shape == (len(model), 3, 3)
