@@ -106,8 +106,13 @@ def sample_planes(planes: Tensor, coords: Tensor) -> Tensor:
     """
     if planes.dim() != 4 or coords.dim() != 3 or coords.shape[0] != planes.shape[0] or coords.shape[2] != 2:
         raise ValueError(f"need planes [P,F,H,W] and coords [P,N,2], got {list(planes.shape)} and {list(coords.shape)}")
+    return _sample_channels_first(planes, coords).transpose(1, 2)
+
+
+def _sample_channels_first(planes: Tensor, coords: Tensor) -> Tensor:
+    """:func:`sample_planes` without checks, channels first: ``[P,F,N]``."""
     out = F.grid_sample(planes, coords[:, None], mode="bilinear", padding_mode="border", align_corners=True)
-    return out[:, :, 0].transpose(1, 2)  # [P,F,1,N] -> [P,N,F]
+    return out[:, :, 0]  # [P,F,1,N] -> [P,F,N]
 
 
 class HexPlaneField(nn.Module):
@@ -180,10 +185,11 @@ class HexPlaneField(nn.Module):
         space_uv, time_uv = uv[:3], uv[3:]
         levels = []
         for space, time in zip(self.space, self.time):
-            s = sample_planes(space, space_uv)  # [3,N,F]
-            tm = sample_planes(time, time_uv)  # [3,N,F]
-            levels.append(s.prod(dim=0) * tm.prod(dim=0))
-        return torch.cat(levels, dim=1)
+            xy, xz, yz = _sample_channels_first(space, space_uv).unbind(0)  # 3 × [F,N]
+            xt, yt, zt = _sample_channels_first(time, time_uv).unbind(0)  # 3 × [F,N]
+            # Explicit products: Tensor.prod's backward is several times slower (it guards against zeros).
+            levels.append(xy * xz * yz * xt * yt * zt)  # [F,N]
+        return torch.cat(levels, dim=0).t()  # [N,F·L]
 
     def plane_tv(self) -> Tensor:
         """Total variation of the space planes: mean squared first difference along both axes, summed
