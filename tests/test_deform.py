@@ -90,6 +90,8 @@ def test_training_makes_deformation_nonzero_and_time_dependent():
     _train(model, 1)
     assert not torch.allclose(model.deltas(0.0)["means"], model.deltas(1.0)["means"], atol=1e-7)
     assert model.motion_displacement(0.0, 1.0).max() > 0
+    baked = model.frame_gaussians3d(1.0)
+    assert torch.equal(baked.at_time().means, model.at_time(1.0).means.detach())
     # Jittered time planes make t matter after a single step.
     jitter = dataclasses.replace(SMALL, time_init_range=(0.9, 1.1))
     model = DeformGaussians.random(200, sh_degree=0, seed=2, config=jitter)
@@ -220,6 +222,8 @@ def test_bad_inputs_raise():
         model.at_time(torch.zeros(3))
     with pytest.raises(ValueError, match="positive int"):
         HexPlaneConfig(feature_dim=0)
+    with pytest.raises(ValueError, match="time_init_range"):
+        HexPlaneConfig(time_init_range=(1.0, 0.5))
     with pytest.raises(ValueError, match="aabb"):
         HexPlaneConfig(aabb=(0, 0, 0, 1, -1, 1))
     with pytest.raises(ValueError, match="bounding box"):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -196,6 +197,13 @@ class DeformGaussians(nn.Module):
             sh_degree=self._sh_degree,
         )
 
+    def frame_gaussians3d(self, t: float | Tensor | None) -> Gaussians3D:
+        """A detached static copy (:class:`Gaussians3D`) of the Gaussians at ``t`` (None: canonical), e.g. for export."""
+        with torch.no_grad():
+            raw = self.raw_at_time(t)
+            return Gaussians3D(raw["means"], raw["quats"], raw["log_scales"], raw["opacity_logits"],
+                               self.params["sh0"], self.params["shN"])
+
     def motion_displacement(self, t0: float | Tensor, t1: float | Tensor) -> Tensor:
         """[N] distance each Gaussian's centre moves from ``t0`` to ``t1``."""
         return (self.raw_at_time(t1)["means"] - self.raw_at_time(t0)["means"]).norm(dim=-1)
@@ -303,8 +311,6 @@ class DeformGaussians(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no DeformGaussians file at {path}")
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
         if metadata.get("format") != FORMAT:

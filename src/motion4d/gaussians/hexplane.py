@@ -78,6 +78,10 @@ class HexPlaneConfig:
             raise ValueError(f"HexPlaneConfig.time_range must be (t0, t1) with t1 > t0, got {self.time_range!r}")
         if self.aabb is not None:
             check_aabb(torch.as_tensor(self.aabb, dtype=torch.float64))
+        for name in ("init_range", "time_init_range"):
+            r = getattr(self, name)
+            if len(r) != 2 or not r[0] <= r[1]:
+                raise ValueError(f"HexPlaneConfig.{name} must be (lo, hi) with lo <= hi, got {r!r}")
         if not self.aabb_padding >= 0:
             raise ValueError(f"HexPlaneConfig.aabb_padding must be >= 0, got {self.aabb_padding!r}")
 
