@@ -27,7 +27,7 @@ class LinearMotionGaussians(nn.Module):
         self.sh_degree = sh_degree
 
     @classmethod
-    def random_init(cls, n, center, radius, *, time_range, sh_degree, init_opacity, seed):
+    def random(cls, n, center, radius, time_range, *, sh_degree, seed, init_opacity):
         g = Gaussians3D.random_in_sphere(n, center, radius, sh_degree=sh_degree, init_opacity=init_opacity, seed=seed)
         tensors = {k: v.detach() for k, v in g.params.items()}
         tensors["velocities"] = torch.zeros(n, 3)

@@ -104,6 +104,7 @@ def _reconstruct_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu or cuda")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--video-frames", type=int, default=48, help="frames of the run's video (0: none; default 48)")
 
 
 def _fit_options(p: argparse.ArgumentParser) -> None:
@@ -252,7 +253,12 @@ def _cmd_reconstruct(args, demo: bool) -> int:
     else:
         raise ValueError("reconstruct needs a DATA folder (or --resume on an existing run)")
     downscale = args.downscale if args.downscale is not None else (opts.downscale if opts else 1)
-    report = reconstruct(data, out, config, model=kind, downscale=downscale, resume=args.resume, ply_frames=12 if demo else 0)
+    if args.video_frames < 0:
+        raise ValueError(f"--video-frames must be >= 0, got {args.video_frames}")
+    report = reconstruct(
+        data, out, config, model=kind, downscale=downscale, resume=args.resume,
+        video_frames=args.video_frames, ply_frames=12 if demo else 0,
+    )  # fmt: skip
     print(json.dumps(dataclasses.asdict(report)))
     return 0
 

@@ -85,9 +85,9 @@ class Reconstruct4DConfig:
     """Final learning rate of the field parameters."""
     lambda_dssim: float = 0.2
     """Weight λ of the D-SSIM term: photometric loss = (1-λ)·L1 + λ·(1-SSIM)."""
-    lambda_entropy: float = 0.0
+    lambda_entropy: float = 1e-3
     """Weight of the rotor model's opacity entropy regulariser."""
-    lambda_consistency4d: float = 0.0
+    lambda_consistency4d: float = 1e-2
     """Weight of the rotor model's 4D neighbour-consistency regulariser."""
     lambda_plane_tv: float = 1e-4
     """Weight of the deformation model's HexPlane total variation."""
@@ -95,6 +95,9 @@ class Reconstruct4DConfig:
     """Weight of the deformation model's smoothness of the planes along time."""
     lambda_temporal: float = 0.01
     """Weight of the temporal-consistency term (second difference of the means inside the window)."""
+    temporal_every: int = 4
+    """Apply the temporal term every this many steps (weighted by this number, so the mean weight is
+    ``lambda_temporal``): it costs three extra evaluations of the model."""
     densify: DensifyConfig = field(default_factory=DensifyConfig)
     """Adaptive density control."""
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -152,7 +155,8 @@ PRESETS: dict[str, Reconstruct4DConfig] = {
     "demo": dataclasses.replace(
         _DEFAULT,
         iters=1500,
-        n_init=6000,
+        n_init=3000,
+        time_budget_s=200.0,
         sh_degree_interval=300,
         densify=DensifyConfig(refine_start=200, refine_stop=1100, refine_every=100, reset_every=0, max_gaussians=20_000),
     ),
@@ -352,8 +356,9 @@ class Trainer4D:
             loss = loss + photo * (len(idx) / len(rows))
             metas.append(out.meta)
         loss = loss + self._regularizers(float(row_times[0]))
-        if cfg.lambda_temporal > 0 and sample.triple is not None:
-            loss = loss + cfg.lambda_temporal * self.temporal_loss(sample.triple)
+        every = max(cfg.temporal_every, 1)
+        if cfg.lambda_temporal > 0 and sample.triple is not None and step % every == 0:
+            loss = loss + cfg.lambda_temporal * every * self.temporal_loss(sample.triple)
         loss.backward()
         for meta in metas:
             self.strategy.update(self.model.params, step, meta)

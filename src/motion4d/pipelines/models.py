@@ -59,11 +59,20 @@ def model_class(kind: str) -> type:
 
 
 def init_model(kind: str, n: int, center: torch.Tensor, radius: float, *, time_range: tuple[float, float], sh_degree: int, init_opacity: float, seed: int):
-    """``n`` random Gaussians of model ``kind`` in the sphere (``center [3]``, ``radius``) over ``time_range``."""
+    """``n`` random Gaussians of model ``kind`` in the sphere (``center [3]``, ``radius``) over ``time_range``.
+
+    Every kind but "gaussians3d" and "deform" (whose Gaussians are canonical, time-free) is built by
+    ``cls.random(n, center, radius, time_range, sh_degree=, seed=, init_opacity=)``.
+    """
     cls = model_class(kind)
     if cls is Gaussians3D:
         return Gaussians3D.random_in_sphere(n, center, radius, sh_degree=sh_degree, init_opacity=init_opacity, seed=seed)
-    return cls.random_init(n, center, radius, time_range=time_range, sh_degree=sh_degree, init_opacity=init_opacity, seed=seed)
+    if kind == "deform":
+        return cls.random(n, center, radius, sh_degree=sh_degree, seed=seed, init_opacity=init_opacity)
+    t0, t1 = time_range
+    if not t1 > t0:
+        raise DataError(f"the sequence spans a single time ({t0}); a 4D model needs frames at several times")
+    return cls.random(n, center, radius, (t0, t1), sh_degree=sh_degree, seed=seed, init_opacity=init_opacity)
 
 
 def save_m4d(model, path: str | Path, info: ModelInfo) -> Path:
