@@ -349,3 +349,16 @@ def test_densify_strategy_clones_and_splits_through_the_model_hooks():
     assert len(model) == 40 + stats.n_cloned + stats.n_split == stats.n_gaussians and stats.n_cloned + stats.n_split <= visible
     assert all(p.shape[0] == len(model) for p in model.params.values())
     assert model.at_time(0.5).covars.shape == (len(model), 3, 3)
+
+
+def test_consistency_only_involves_gaussians_present_at_t():
+    model = Gaussians4DRotor.random(200, seed=12, dtype=torch.float64)
+    with torch.no_grad():
+        early = torch.arange(200) < 100  # at t = 0, briefly, moving every which way
+        model.params["means"][:, 3] = torch.where(early, 0.0, 1.0)
+        model.params["log_scales"][early] = torch.tensor([0.02, 0.01, 0.02, 0.002], dtype=torch.float64).log()
+        model.params["rotors"][early] += torch.randn(100, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert model.velocities()[early].norm(dim=-1).min() > 1e-3
+    assert model.regularizers(1.0)["consistency4d"] == 0  # only the still, late ones are present
+    assert model.regularizers(0.0)["consistency4d"] > 0
+    assert model.regularizers(0.0, min_weight=2.0)["consistency4d"] == 0  # nobody present

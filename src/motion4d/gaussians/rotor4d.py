@@ -157,33 +157,41 @@ class Gaussians4DRotor(nn.Module):
 
     # ---- regularisers ---------------------------------------------------------------------
     def regularizers(
-        self, t: float, *, k: int = 8, max_samples: int = 2048, generator: torch.Generator | None = None
+        self,
+        t: float,
+        *,
+        k: int = 8,
+        max_samples: int = 2048,
+        min_weight: float = 0.01,
+        generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
         """The paper's regularisers, as 0-dim tensors differentiable in the raw parameters.
 
         - ``"entropy"``: mean binary entropy −o·log o − (1−o)·log(1−o) of the opacities (pushes them to 0 or 1).
-        - ``"consistency4d"``: on a random subset of at most ``max_samples`` Gaussians, the mean L1 distance
-          between each one's velocity and the mean velocity of its ``k`` nearest neighbours among the subset
-          (by the sliced means at time ``t``). ``generator`` (CPU) picks the subset.
+        - ``"consistency4d"``: among the Gaussians present at time ``t`` (temporal weight ≥ ``min_weight``),
+          a random subset of at most ``max_samples``; the mean over it of the L1 distance between each one's
+          velocity and the mean velocity of its ``k`` nearest neighbours in the subset (by the sliced means
+          at ``t``; neighbours are chosen without gradient). 0 when fewer than two are present.
+          ``generator`` (CPU) picks the subset.
         """
         x = self.params["opacity_logits"]
         # -o log o - (1-o) log(1-o) with log o = -softplus(-x), log(1-o) = -softplus(x): finite for any x.
         o = opacity_activation(x)
         entropy = (o * nn.functional.softplus(-x) + (1 - o) * nn.functional.softplus(x)).mean()
-        n = len(self)
-        if n > max_samples:
-            idx = torch.randperm(n, generator=generator)[:max_samples].to(x.device)
-        else:
-            idx = torch.arange(n, device=x.device)
-        means, rotors, scales = self.params["means"][idx], self.params["rotors"][idx], self.scales[idx]
-        velocity = conditional_terms(covariance_factor(rotors, scales))[0]
+        scales = self.scales
+        with torch.no_grad():
+            xyz, _, weights = slice_4d(self.params["means"], self.params["rotors"], scales, t)
+            idx = torch.where(weights >= min_weight)[0]
+            if idx.shape[0] > max_samples:
+                idx = idx[torch.randperm(idx.shape[0], generator=generator)[:max_samples].to(idx.device)]
+        velocity = conditional_terms(covariance_factor(self.params["rotors"][idx], scales[idx]))[0]
         if idx.shape[0] < 2:
-            consistency = velocity.sum() * 0.0
+            consistency = velocity.sum() * 0.0 + scales.sum() * 0.0
         else:
             kk = min(k, idx.shape[0] - 1)
             with torch.no_grad():
-                xyz = slice_4d(means, rotors, scales, t)[0]
-                nbrs = torch.cdist(xyz, xyz).topk(kk + 1, dim=1, largest=False).indices[:, 1:]  # [S,kk]
+                sub = xyz[idx]
+                nbrs = torch.cdist(sub, sub).topk(kk + 1, dim=1, largest=False).indices[:, 1:]  # [S,kk]
             consistency = (velocity - velocity[nbrs].mean(dim=1)).abs().mean()
         return {"entropy": entropy, "consistency4d": consistency}
 
