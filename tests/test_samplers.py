@@ -26,7 +26,7 @@ def test_window_sizes_go_coarse_to_fine():
 
 def test_sliding_windows_cover_every_frame_and_rows_stay_inside():
     times = _times(12)
-    s = FrameSampler(SamplerConfig(window_fractions=(0.25,), min_window=3), times, batch_views=2)
+    s = FrameSampler(SamplerConfig(window_fractions=(0.25,), min_window=3, frames_per_step=2), times, batch_views=4)
     g = torch.Generator().manual_seed(0)
     seen = set()
     for step in range(10):  # 12 - 3 + 1 = 10 positions: one full sweep
@@ -35,7 +35,8 @@ def test_sliding_windows_cover_every_frame_and_rows_stay_inside():
         assert size == 3 and start == step
         frames = s.frames.frame_of_row[sample.rows]
         assert ((frames >= start) & (frames < start + size)).all()
-        assert len(set(frames.tolist())) == 2  # distinct frames when the window allows
+        assert len(set(frames.tolist())) == 2  # distinct frames
+        assert len(set(sample.rows.tolist())) == 4  # distinct cameras at each frame
         lo = s.frames.times[start]
         hi = s.frames.times[start + size - 1]
         assert sample.triple is not None and (sample.triple >= lo).all() and (sample.triple <= hi).all()

@@ -6,15 +6,16 @@ the image rows to render this step and three consecutive frames for the temporal
 
 **Sliding windows** (Motion4D's multi-scale spatio-temporal sampling). Each step trains on a window of
 ``W`` consecutive frames. The window slides ``stride`` frames per step through the sequence (cyclically,
-so every frame is visited every ``F - W + 1`` steps), and the views of the step are drawn inside it,
-one per frame for distinct frames where the window allows. The window size goes coarse to fine over
+so every frame is visited every ``F - W + 1`` steps); the step draws ``frames_per_step`` distinct frames
+inside it and its views (distinct cameras) at those frames. The window size goes coarse to fine over
 training: ``window_fractions`` (e.g. 1, 1/2, 1/4 of the sequence) split the steps into equal stages.
 Large windows first tie the whole sequence together while the geometry is still forming (the motion
 is learnt globally, not frame by frame); small windows later concentrate each step's gradient on a few
 neighbouring frames, which is what sharpens fast local motion. The temporal term's three frames are
 consecutive frames inside the window, so consistency is enforced where the step is looking.
 
-**Uniform**: views drawn uniformly over all images; the temporal triple anywhere in the sequence.
+**Uniform**: the same number of frames and views per step, drawn uniformly over the whole sequence;
+the temporal triple anywhere in it. The two differ only in where the frames come from.
 
 The samplers are stateless given the step and the caller's generator, so a resumed run continues
 exactly (the generator's state is in the checkpoint).
@@ -41,6 +42,9 @@ class SamplerConfig:
     """Smallest window, in frames (3 lets the temporal term live inside every window)."""
     stride: int = 1
     """Frames the window advances per step."""
+    frames_per_step: int = 2
+    """Distinct frames (times) per step; the step's views are shared among them, distinct cameras at
+    each frame. Fewer frames per step means fewer evaluations of the model per step (its cost on CPU)."""
 
 
 @dataclass
@@ -88,8 +92,8 @@ class FrameSampler:
             raise ValueError(f"sampler kind must be 'sliding' or 'uniform', got {config.kind!r}")
         if not config.window_fractions or any(not 0 < f <= 1 for f in config.window_fractions):
             raise ValueError(f"window_fractions must be in (0, 1], got {config.window_fractions}")
-        if batch_views < 1 or config.stride < 1 or config.min_window < 1:
-            raise ValueError("batch_views, stride and min_window must be >= 1")
+        if batch_views < 1 or config.stride < 1 or config.min_window < 1 or config.frames_per_step < 1:
+            raise ValueError("batch_views, stride, min_window and frames_per_step must be >= 1")
         self.config = config
         self.frames = FrameIndex(times)
         self.batch_views = batch_views
@@ -113,15 +117,15 @@ class FrameSampler:
         """The images of ``step`` (of ``total_steps``), drawn with ``generator`` (CPU)."""
         F = len(self.frames)
         start, size = self.window(step, total_steps)
-        if self.config.kind == "uniform":
-            m = len(self.frames.frame_of_row)
-            rows = torch.randperm(m, generator=generator)[: self.batch_views]
-            if len(rows) < self.batch_views:
-                rows = torch.randint(m, (self.batch_views,), generator=generator)
-        else:
-            perm = torch.randperm(size, generator=generator)
-            picks = [start + int(perm[i % size]) for i in range(self.batch_views)]
-            rows = torch.stack([self._row_at(f, generator) for f in picks])
+        lo, n = (0, F) if self.config.kind == "uniform" else (start, size)
+        n_frames = min(self.config.frames_per_step, self.batch_views)
+        perm = torch.randperm(n, generator=generator)
+        picks = [lo + int(perm[i % n]) for i in range(n_frames)]
+        rows = []
+        for i, f in enumerate(picks):
+            count = self.batch_views // n_frames + (1 if i < self.batch_views % n_frames else 0)
+            rows.append(self._rows_at(f, count, generator))
+        rows = torch.cat(rows)
         triple = None
         if F >= 3:
             lo, n = (start, size) if size >= 3 else (0, F)
@@ -129,6 +133,8 @@ class FrameSampler:
             triple = self.frames.times[first : first + 3].clone()
         return WindowSample(rows=rows, window=(start, size), triple=triple)
 
-    def _row_at(self, frame: int, generator: torch.Generator) -> Tensor:
+    def _rows_at(self, frame: int, count: int, generator: torch.Generator) -> Tensor:
+        """``count`` rows of ``frame``: distinct cameras while there are enough."""
         rows = self.frames.rows_of_frame[frame]
-        return rows[torch.randint(len(rows), (), generator=generator)]
+        perm = torch.randperm(len(rows), generator=generator)
+        return rows[perm[torch.arange(count) % len(rows)]]

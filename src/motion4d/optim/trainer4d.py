@@ -49,8 +49,8 @@ class Reconstruct4DConfig:
 
     iters: int = 3000
     """Optimisation steps."""
-    batch_views: int = 2
-    """Images rendered per step (each at its own time; the loss is their mean)."""
+    batch_views: int = 4
+    """Images rendered per step (each at its own time; the loss is their mean); see ``sampler.frames_per_step``."""
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     """Which images each step uses (sliding windows or uniform)."""
     n_init: int = 10_000
