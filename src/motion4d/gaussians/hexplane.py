@@ -23,6 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+try:
+    from motion4d.gaussians._hexplane_numba import hexplane_level as _numba_level
+except ImportError:  # numba missing: grid_sample only
+    _numba_level = None
+
 SPACE_PAIRS = ((0, 1), (0, 2), (1, 2))
 """Coordinate pairs (width axis, height axis) of the space planes xy, xz, yz."""
 TIME_PAIRS = ((0, 3), (1, 3), (2, 3))
@@ -63,6 +68,9 @@ class HexPlaneConfig:
     """Linear layers in the shared feature MLP (features → W, then ReLU-Linear(W, W) for the rest)."""
     deform_opacity: bool = False
     """Also predict a change of the opacity logits (off in 4DGaussians' defaults)."""
+    backend: str = "auto"
+    """Plane lookups: "torch" (``grid_sample``, any device, the reference), "numba" (fused CPU kernels,
+    float32), or "auto" (numba for CPU float32 tensors when numba is installed, else torch)."""
 
     def __post_init__(self) -> None:
         ints = {"feature_dim": self.feature_dim, "base_resolution": self.base_resolution,
@@ -82,6 +90,8 @@ class HexPlaneConfig:
             r = getattr(self, name)
             if len(r) != 2 or not r[0] <= r[1]:
                 raise ValueError(f"HexPlaneConfig.{name} must be (lo, hi) with lo <= hi, got {r!r}")
+        if self.backend not in ("auto", "torch", "numba"):
+            raise ValueError(f"HexPlaneConfig.backend must be 'auto', 'torch' or 'numba', got {self.backend!r}")
         if not self.aabb_padding >= 0:
             raise ValueError(f"HexPlaneConfig.aabb_padding must be >= 0, got {self.aabb_padding!r}")
 
@@ -181,9 +191,22 @@ class HexPlaneField(nn.Module):
         tn = ((t - t0) / (t1 - t0) * 2.0 - 1.0).expand(n)
         return torch.cat([space, tn[:, None]], dim=1)
 
+    def _use_numba(self, coords: Tensor) -> bool:
+        backend = self.config.backend
+        if backend == "torch":
+            return False
+        cpu32 = coords.device.type == "cpu" and coords.dtype == torch.float32 and self.space[0].dtype == torch.float32
+        if backend == "numba":
+            if not cpu32 or _numba_level is None:
+                raise ValueError("backend='numba' needs numba and CPU float32 tensors")
+            return True
+        return cpu32 and _numba_level is not None
+
     def forward(self, xyz: Tensor, t: float | Tensor) -> Tensor:
         """Features [N, F·L] of points ``xyz [N,3]`` at times ``t`` (number, scalar or [N] tensor)."""
         coords = self.normalize(xyz, t)  # [N,4]
+        if self._use_numba(coords):
+            return torch.cat([_numba_level(coords, sp, tm) for sp, tm in zip(self.space, self.time)], dim=1)
         pairs = torch.tensor(SPACE_PAIRS + TIME_PAIRS, device=xyz.device)  # [6,2]
         uv = coords[:, pairs].transpose(0, 1)  # [6,N,2]
         space_uv, time_uv = uv[:3], uv[3:]
