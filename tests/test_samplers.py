@@ -65,3 +65,9 @@ def test_sampler_is_reproducible_from_the_generator_state():
 def test_bad_sampler_config_is_an_error(bad):
     with pytest.raises(ValueError):
         FrameSampler(bad, _times(4), batch_views=1)
+
+
+def test_monocular_data_takes_more_frames_instead_of_repeating_an_image():
+    s = FrameSampler(SamplerConfig(frames_per_step=2), torch.linspace(0, 1, 20), batch_views=4)
+    rows = s.sample(0, 100, torch.Generator().manual_seed(0)).rows
+    assert len(set(rows.tolist())) == 4

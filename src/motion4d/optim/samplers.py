@@ -44,7 +44,7 @@ class SamplerConfig:
     """Frames the window advances per step."""
     frames_per_step: int = 2
     """Distinct frames (times) per step; the step's views are shared among them, distinct cameras at
-    each frame. Fewer frames per step means fewer evaluations of the model per step (its cost on CPU)."""
+    each frame (more frames when a frame has too few cameras, e.g. one for monocular D-NeRF data). Fewer frames per step means fewer evaluations of the model per step (its cost on CPU)."""
 
 
 @dataclass
@@ -97,6 +97,7 @@ class FrameSampler:
         self.config = config
         self.frames = FrameIndex(times)
         self.batch_views = batch_views
+        self._min_cameras = min(len(r) for r in self.frames.rows_of_frame)
 
     def window_size(self, step: int, total_steps: int) -> int:
         """Frames in the window at ``step`` of ``total_steps`` (the whole sequence for "uniform")."""
@@ -118,7 +119,7 @@ class FrameSampler:
         F = len(self.frames)
         start, size = self.window(step, total_steps)
         lo, n = (0, F) if self.config.kind == "uniform" else (start, size)
-        n_frames = min(self.config.frames_per_step, self.batch_views)
+        n_frames = min(max(self.config.frames_per_step, -(-self.batch_views // self._min_cameras)), self.batch_views)
         perm = torch.randperm(n, generator=generator)
         picks = [lo + int(perm[i % n]) for i in range(n_frames)]
         rows = []
