@@ -17,7 +17,9 @@ consecutive frames inside the window, so consistency is enforced where the step 
 **Uniform**: the same number of frames and views per step, drawn uniformly over the whole sequence;
 the temporal triple anywhere in it. The two differ only in where the frames come from.
 
-The samplers are stateless given the step and the caller's generator, so a resumed run continues
+Stages follow training *progress* in [0,1], which the trainer takes as the larger of the step fraction
+and the time-budget fraction, so a run cut short by its budget still goes through every scale.
+The samplers are stateless given the step, the progress and the caller's generator, so a resumed run continues
 exactly (the generator's state is in the checkpoint).
 """
 
@@ -99,25 +101,25 @@ class FrameSampler:
         self.batch_views = batch_views
         self._min_cameras = min(len(r) for r in self.frames.rows_of_frame)
 
-    def window_size(self, step: int, total_steps: int) -> int:
-        """Frames in the window at ``step`` of ``total_steps`` (the whole sequence for "uniform")."""
+    def window_size(self, progress: float) -> int:
+        """Frames in the window at training ``progress`` in [0,1] (the whole sequence for "uniform")."""
         F = len(self.frames)
         if self.config.kind == "uniform":
             return F
         fr = self.config.window_fractions
-        stage = min(int(len(fr) * step / max(total_steps, 1)), len(fr) - 1)
+        stage = min(max(int(len(fr) * progress), 0), len(fr) - 1)
         return max(1, min(F, max(self.config.min_window, round(fr[stage] * F))))
 
-    def window(self, step: int, total_steps: int) -> tuple[int, int]:
-        """(first frame, size) of the window at ``step``; slides ``stride`` frames per step, cyclically."""
-        size = self.window_size(step, total_steps)
+    def window(self, step: int, progress: float) -> tuple[int, int]:
+        """(first frame, size) of the window at ``step`` and ``progress``; slides ``stride`` frames per step, cyclically."""
+        size = self.window_size(progress)
         positions = len(self.frames) - size + 1
         return (step * self.config.stride) % positions, size
 
-    def sample(self, step: int, total_steps: int, generator: torch.Generator) -> WindowSample:
-        """The images of ``step`` (of ``total_steps``), drawn with ``generator`` (CPU)."""
+    def sample(self, step: int, progress: float, generator: torch.Generator) -> WindowSample:
+        """The images of ``step`` at training ``progress`` in [0,1], drawn with ``generator`` (CPU)."""
         F = len(self.frames)
-        start, size = self.window(step, total_steps)
+        start, size = self.window(step, progress)
         lo, n = (0, F) if self.config.kind == "uniform" else (start, size)
         n_frames = min(max(self.config.frames_per_step, -(-self.batch_views // self._min_cameras)), self.batch_views)
         perm = torch.randperm(n, generator=generator)

@@ -202,8 +202,8 @@ class Reconstruct4DResult:
     """The last checkpoint written (None without a checkpoint folder)."""
 
 
-def _decayed(lr0: float, lr1: float, step: int, iters: int) -> float:
-    t = min(max(step / max(iters, 1), 0.0), 1.0)
+def _decayed(lr0: float, lr1: float, progress: float) -> float:
+    t = min(max(progress, 0.0), 1.0)
     return math.exp(math.log(lr0) * (1.0 - t) + math.log(lr1) * t)
 
 
@@ -265,6 +265,7 @@ class Trainer4D:
         self.step = 0
         self.seconds = 0.0
         self._unweighted: set[str] = set()
+        self._call_start: float | None = None
 
     # ---- checkpoints ----------------------------------------------------------------------
     def save(self) -> Path | None:
@@ -329,15 +330,26 @@ class Trainer4D:
         w = frames[1].opacities.detach()
         return (w * accel).sum() / w.sum().clamp_min(1e-12) / self.scene_scale
 
+    def progress(self) -> float:
+        """Training progress in [0,1]: the larger of the step fraction and the time-budget fraction of this call.
+
+        Learning-rate decay and the sampler's window scales follow it, so a run stopped by its budget
+        still anneals and goes through every window size."""
+        p = self.step / max(self.config.iters, 1)
+        if self.config.time_budget_s and self._call_start is not None:
+            p = max(p, (time.perf_counter() - self._call_start) / self.config.time_budget_s)
+        return min(p, 1.0)
+
     def train_step(self) -> float:
         """One optimisation step (renders, loss, backward, Adam, density control); returns the loss."""
         cfg, step = self.config, self.step
-        sample = self.sampler.sample(step, cfg.iters, self.generator)
+        progress = self.progress()
+        sample = self.sampler.sample(step, progress, self.generator)
         for group in self.optimizer.param_groups:
             if group["name"] == "means":
-                group["lr"] = _decayed(cfg.lr_means * self.scene_scale, cfg.lr_means_final * self.scene_scale, step, cfg.iters)
+                group["lr"] = _decayed(cfg.lr_means * self.scene_scale, cfg.lr_means_final * self.scene_scale, progress)
             elif group["name"].startswith("field."):
-                group["lr"] = _decayed(cfg.lr_field, cfg.lr_field_final, step, cfg.iters)
+                group["lr"] = _decayed(cfg.lr_field, cfg.lr_field_final, progress)
         rows = sample.rows
         row_times = self.times[rows]
         sh_degree = min(step // max(cfg.sh_degree_interval, 1), cfg.sh_degree)
@@ -380,7 +392,7 @@ class Trainer4D:
             log.info("no checkpoint to resume from; starting at step 0")
         losses: list[float] = []
         stopped, last_ckpt = False, None
-        start = time.perf_counter()
+        start = self._call_start = time.perf_counter()
         base_seconds = self.seconds
         bar = tqdm(total=cfg.iters, initial=self.step, desc="reconstruct", disable=None if cfg.progress else True, dynamic_ncols=True)
         try:
@@ -390,7 +402,7 @@ class Trainer4D:
                 self.seconds = base_seconds + time.perf_counter() - start
                 bar.update(1)
                 if self.step % 10 == 0:
-                    start_f, size = self.sampler.window(self.step, cfg.iters)
+                    start_f, size = self.sampler.window(self.step, self.progress())
                     bar.set_postfix(loss=f"{loss:.4f}", n=len(self.model), window=f"{start_f}+{size}")
                 if on_step is not None:
                     on_step(self.step, loss)
