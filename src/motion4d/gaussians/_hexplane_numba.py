@@ -2,8 +2,9 @@
 
 The same computation as :meth:`motion4d.gaussians.hexplane.HexPlaneField` does with ``grid_sample``
 (``align_corners=True``, border padding), fused so that no [P,F,N] intermediate is written; on a CPU it
-is several times faster forward and backward. Points run in parallel; the backward scatters plane
-gradients into one buffer per chunk of points (no write races), summed afterwards.
+is faster forward and backward. The kernels are serial on purpose: on a shared 2-core CPU, a second
+thread pool (numba's OpenMP beside torch's) fighting for the cores made them many times slower. The
+backward can still split the points into chunks, each scattering into its own plane-gradient buffer.
 
 Arrays are float32, C-contiguous: ``coords [N,4]`` in [-1,1] (x, y, z, t), ``space [3,R,R,F]`` (planes
 xy, xz, yz; rows = second coordinate, columns = first), ``time [3,T,R,F]`` (planes xt, yt, zt; rows = t).
@@ -40,11 +41,11 @@ def _tap(c, size):
     return i0, np.float32(x - i0), np.float32(slope)
 
 
-@numba.njit(parallel=True, fastmath=True, **_JIT)
+@numba.njit(fastmath=True, **_JIT)
 def level_forward(coords, space, time, out):
     """``out [N,F]`` = product over the six planes of their bilinear samples at ``coords [N,4]``."""
     n_points, n_feat = out.shape
-    for n in numba.prange(n_points):
+    for n in range(n_points):
         for f in range(n_feat):
             out[n, f] = 1.0
         for p in range(6):
@@ -59,7 +60,7 @@ def level_forward(coords, space, time, out):
                 out[n, f] *= v
 
 
-@numba.njit(parallel=True, fastmath=True, **_JIT)
+@numba.njit(fastmath=True, **_JIT)
 def level_backward(coords, space, time, grad_out, g_space, g_time, g_coords):
     """Gradients of :func:`level_forward` given ``grad_out [N,F]``.
 
@@ -70,7 +71,7 @@ def level_backward(coords, space, time, grad_out, g_space, g_time, g_coords):
     n_chunks = g_space.shape[0]
     g_space[:] = 0.0
     g_time[:] = 0.0
-    for c in numba.prange(n_chunks):
+    for c in range(n_chunks):
         vals = np.empty((6, n_feat), dtype=np.float32)
         gvec = np.empty((6, n_feat), dtype=np.float32)
         taps = np.empty((6, 2), dtype=np.int64)
@@ -136,7 +137,7 @@ class _Level(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         c, s, t = ctx.arrays
-        n_chunks = max(1, min(numba.get_num_threads(), c.shape[0] // 256))
+        n_chunks = 1  # serial kernels: one buffer
         g_space = np.empty((n_chunks, *s.shape), dtype=np.float32)
         g_time = np.empty((n_chunks, *t.shape), dtype=np.float32)
         g_coords = np.zeros(c.shape, dtype=np.float32)
