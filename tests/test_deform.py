@@ -252,3 +252,28 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="means"):
         DeformGaussians(torch.zeros(4, 2), torch.zeros(4, 4), torch.zeros(4, 3), torch.zeros(4), torch.zeros(4, 1, 3),
                         torch.zeros(4, 0, 3))
+
+
+def test_densify_strategy_edits_rows_and_the_field_follows():
+    from motion4d.optim.strategy import DensifyConfig, DensifyStrategy
+
+    model = DeformGaussians.random(60, radius=0.8, sh_degree=0, seed=7, config=SMALL)
+    opt = torch.optim.Adam([{"params": list(model.params.values())}, {"params": model.field_parameters(), "lr": 1e-3}])
+    cfg = DensifyConfig(refine_start=0, refine_every=1, reset_every=0, grow_grad2d=0.0, grow_scale3d=0.05,
+                        prune_opacity=0.0)
+    strategy = DensifyStrategy(cfg, scene_scale=1.0, generator=torch.Generator().manual_seed(0))
+    viewmats, Ks = cameras(16, 16, n=1)
+    frame = model.at_time(0.4)
+    rgb, _, meta = rasterization(frame.means, frame.quats, frame.scales, frame.opacities, frame.sh, viewmats, Ks,
+                                 16, 16, sh_degree=0, backend="torch")
+    meta.update(width=16, height=16, n_cameras=1)
+    meta["means2d"].retain_grad()
+    rgb.sum().backward()
+    opt.step()
+    strategy.update(model.params, 1, meta)
+    stats = strategy.refine(model.params, opt, 1, model=model)
+    assert stats is not None and stats.n_cloned + stats.n_split > 0 and len(model) == stats.n_gaussians > 60
+    opt.zero_grad()
+    model.at_time(0.7).means.sum().backward()
+    opt.step()
+    assert all(p.shape[0] == len(model) for p in model.params.values())
