@@ -12,7 +12,9 @@ Layout (one entry per level l, resolution R_l = base_resolution · multires[l], 
   time along the height axis.
 
 Samples use ``align_corners=True`` and border padding (4DGaussians' choice): points outside the
-bounding box or times outside ``time_range`` read the border values.
+bounding box or times outside ``time_range`` read the border values. Lookups run through
+``grid_sample`` (any device; the reference) or, for CPU float32, fused numba kernels
+(:mod:`motion4d.gaussians._hexplane_numba`), chosen by ``HexPlaneConfig.backend``.
 """
 
 from __future__ import annotations
