@@ -212,3 +212,13 @@ def test_demo_command_writes_video_plys_and_report(tmp_path, capsys):
     assert (run / "video.mp4").is_file() and (run / "report.json").is_file()
     assert len(list((run / "ply").glob("frame_*.ply"))) == 12
     assert load_transforms(run / "data", "test").times is not None
+
+
+def test_no_opacity_reset_in_the_second_half_of_a_time_budget(scene):
+    train = load_transforms(scene, "train")
+    config = preset("tiny", iters=10, time_budget_s=1e-6)
+    config = dataclasses.replace(config, densify=dataclasses.replace(config.densify, reset_every=5))
+    trainer = Trainer4D(config, _fake(50), train, scene_bounds(train).radius)
+    result = trainer.train()
+    assert result.stopped_by_budget and result.steps == 1 and trainer.progress() == 1.0
+    assert trainer.strategy.config.reset_every == 0

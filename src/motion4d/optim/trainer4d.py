@@ -376,6 +376,10 @@ class Trainer4D:
             self.strategy.update(self.model.params, step, meta)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if cfg.time_budget_s and self.strategy.config.reset_every and self.progress() > 0.5:
+            # An opacity reset needs many steps to recover from; none in the second half of a budget.
+            self.strategy.config = dataclasses.replace(self.strategy.config, reset_every=0)
+            log.info("step %d: past half the time budget, no further opacity resets", step)
         self.strategy.refine(self.model.params, self.optimizer, step, model=self.model)
         self.step += 1
         return float(loss.detach())
