@@ -79,9 +79,11 @@ class Reconstruct4DConfig:
     """Learning rate of the higher SH bands."""
     lr_other: float = 1e-3
     """Learning rate of any other per-Gaussian parameter a model has (e.g. velocities)."""
-    lr_field: float = 1.6e-3
-    """Learning rate of the model's field parameters (deformation HexPlane + MLPs), decayed like the means'."""
-    lr_field_final: float = 1.6e-4
+    lr_field: float = 1.6e-4
+    """Learning rate of the model's field parameters (deformation HexPlane + MLPs), decayed like the means'.
+    (1.6e-3 let the deformation carry every Gaussian out of view on riggedfigure: 16.8 dB, the empty
+    background's PSNR, vs 25.5 dB at 1.6e-4 after 100 s at 64².)"""
+    lr_field_final: float = 1.6e-5
     """Final learning rate of the field parameters."""
     lambda_dssim: float = 0.2
     """Weight λ of the D-SSIM term: photometric loss = (1-λ)·L1 + λ·(1-SSIM)."""
