@@ -31,9 +31,15 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from motion4d.atomic import atomic_path
-from motion4d.gaussians.activations import opacity_activation, scale_activation, scale_inverse
+from motion4d.gaussians.activations import (
+    opacity_activation,
+    scale_activation,
+    scale_inverse,
+)
+from motion4d.gaussians.base import GaussianParams
 from motion4d.gaussians.gaussians3d import PARAM_NAMES, GaussianFrame, Gaussians3D
 from motion4d.gaussians.hexplane import HexPlaneConfig, HexPlaneField, check_aabb
+from motion4d.gaussians.rotations import quat_to_rotmat
 
 __all__ = ["DeformGaussians", "HexPlaneConfig", "HexPlaneField"]
 
@@ -58,17 +64,6 @@ def _linear(n_in: int, n_out: int, generator: torch.Generator, *, zero: bool = F
     return layer
 
 
-def _quat_to_rotmat(quats: Tensor) -> Tensor:
-    """Rotation matrices [N,3,3] of quaternions ``quats [N,4]`` (wxyz, normalised here)."""
-    w, x, y, z = F.normalize(quats, dim=-1).unbind(-1)
-    rows = (
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    )
-    return torch.stack(rows, dim=-1).reshape(quats.shape[:-1] + (3, 3))
-
-
 def _box_of(means: Tensor, padding: float) -> Tensor:
     """[2,3] box around ``means [N,3]`` grown by ``padding`` × its size per side (at least 1e-3 wide)."""
     lo, hi = means.detach().min(dim=0).values, means.detach().max(dim=0).values
@@ -78,7 +73,7 @@ def _box_of(means: Tensor, padding: float) -> Tensor:
     return torch.stack([mid - half, mid + half])
 
 
-class DeformGaussians(nn.Module):
+class DeformGaussians(GaussianParams):
     """Canonical 3D Gaussians moved over time by a HexPlane deformation field.
 
     Args:
@@ -127,34 +122,6 @@ class DeformGaussians(nn.Module):
         })
 
     # ---- per-Gaussian state ---------------------------------------------------------------
-    @property
-    def sh_degree(self) -> int:
-        """Largest SH degree stored."""
-        return self._sh_degree
-
-    def __len__(self) -> int:
-        return self.params["means"].shape[0]
-
-    @property
-    def num_gaussians(self) -> int:
-        """N."""
-        return len(self)
-
-    @property
-    def scales(self) -> Tensor:
-        """[N,3] canonical standard deviations."""
-        return scale_activation(self.params["log_scales"])
-
-    @property
-    def opacities(self) -> Tensor:
-        """[N] canonical opacities in (0, 1)."""
-        return opacity_activation(self.params["opacity_logits"])
-
-    @property
-    def sh(self) -> Tensor:
-        """[N,K,3] SH coefficients (time-independent)."""
-        return torch.cat([self.params["sh0"], self.params["shN"]], dim=1)
-
     def field_parameters(self) -> list[nn.Parameter]:
         """The field's planes and the MLPs' weights (everything not per-Gaussian), for their own learning rate."""
         return [*self.field.parameters(), *self.feature_mlp.parameters(), *self.heads.parameters()]
@@ -242,7 +209,7 @@ class DeformGaussians(nn.Module):
         sel = self._rows(mask)
         means = self.params["means"].data[sel]
         scales = scale_activation(self.params["log_scales"].data[sel])  # [S,3]
-        rot = _quat_to_rotmat(self.params["quats"].data[sel])  # [S,3,3]
+        rot = quat_to_rotmat(self.params["quats"].data[sel])  # [S,3,3]
         noise = torch.randn(n_children, sel.shape[0], 3, generator=generator).to(scales)
         offsets = torch.einsum("sij,sj,bsj->bsi", rot, scales, noise)  # [C,S,3]
         rows = {}

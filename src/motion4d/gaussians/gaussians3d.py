@@ -14,24 +14,22 @@ Every representation (static, 4D rotor, deformation field) answers :meth:`at_tim
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import Tensor, nn
+from torch import Tensor
 
 from motion4d.atomic import atomic_path
 from motion4d.gaussians.activations import (
     num_sh_bases,
-    opacity_activation,
     opacity_inverse,
     rgb_to_sh0,
-    scale_activation,
     scale_inverse,
 )
+from motion4d.gaussians.base import GaussianParams, check_shapes, make_params
 
 PARAM_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh0", "shN")
 
@@ -79,7 +77,7 @@ def mean_knn_distance(xyz: Tensor, k: int = 3, max_elements: int = 1 << 24) -> T
     return torch.cat(out)
 
 
-class Gaussians3D(nn.Module):
+class Gaussians3D(GaussianParams):
     """N static 3D Gaussians with SH colours up to ``sh_degree``.
 
     Args:
@@ -89,25 +87,9 @@ class Gaussians3D(nn.Module):
 
     def __init__(self, means: Tensor, quats: Tensor, log_scales: Tensor, opacity_logits: Tensor, sh0: Tensor, shN: Tensor):
         super().__init__()
-        n = means.shape[0] if means.dim() == 2 else -1
-        shapes = {
-            "means": (means, (n, 3)),
-            "quats": (quats, (n, 4)),
-            "log_scales": (log_scales, (n, 3)),
-            "opacity_logits": (opacity_logits, (n,)),
-            "sh0": (sh0, (n, 1, 3)),
-        }
-        for name, (t, shape) in shapes.items():
-            if tuple(t.shape) != shape or n < 0:
-                raise ValueError(f"{name} must have shape {list(shape)}, got {list(t.shape)}")
-        if shN.dim() != 3 or shN.shape[0] != n or shN.shape[2] != 3:
-            raise ValueError(f"shN must have shape [N,K-1,3], got {list(shN.shape)}")
-        degree = math.isqrt(shN.shape[1] + 1) - 1
-        if not 0 <= degree <= 3 or (degree + 1) ** 2 != shN.shape[1] + 1:
-            raise ValueError(f"shN has {shN.shape[1]} coefficients; need (d+1)²-1 for a degree d in 0..3")
-        self._sh_degree = degree
         tensors = dict(zip(PARAM_NAMES, (means, quats, log_scales, opacity_logits, sh0, shN)))
-        self.params = nn.ParameterDict({k: nn.Parameter(v.detach().clone()) for k, v in tensors.items()})
+        self._sh_degree = check_shapes(tensors, {"means": 3, "quats": 4, "log_scales": 3, "opacity_logits": None})
+        self.params = make_params(tensors)
 
     # ---- raw parameters -------------------------------------------------------------------
     @property
@@ -129,35 +111,6 @@ class Gaussians3D(nn.Module):
     def opacity_logits(self) -> Tensor:
         """[N] raw opacities."""
         return self.params["opacity_logits"]
-
-    # ---- activated values -----------------------------------------------------------------
-    @property
-    def scales(self) -> Tensor:
-        """[N,3] standard deviations."""
-        return scale_activation(self.params["log_scales"])
-
-    @property
-    def opacities(self) -> Tensor:
-        """[N] opacities in (0, 1)."""
-        return opacity_activation(self.params["opacity_logits"])
-
-    @property
-    def sh(self) -> Tensor:
-        """[N,K,3] SH coefficients (sh0 then shN)."""
-        return torch.cat([self.params["sh0"], self.params["shN"]], dim=1)
-
-    @property
-    def sh_degree(self) -> int:
-        """Largest SH degree stored."""
-        return self._sh_degree
-
-    def __len__(self) -> int:
-        return self.params["means"].shape[0]
-
-    @property
-    def num_gaussians(self) -> int:
-        """N."""
-        return len(self)
 
     def at_time(self, t: float | None = None) -> GaussianFrame:
         """The activated Gaussians at time ``t`` (ignored: these are static)."""

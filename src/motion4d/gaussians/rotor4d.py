@@ -15,7 +15,6 @@ densification may replace entry by entry):
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,13 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from motion4d.atomic import atomic_path
-from motion4d.gaussians.activations import opacity_activation, opacity_inverse, scale_activation, scale_inverse
+from motion4d.gaussians.activations import (
+    opacity_activation,
+    opacity_inverse,
+    scale_activation,
+    scale_inverse,
+)
+from motion4d.gaussians.base import GaussianParams, check_shapes, make_params
 from motion4d.gaussians.gaussians3d import GaussianFrame, Gaussians3D
 from motion4d.gaussians.rotor_math import (
     conditional_terms,
@@ -57,7 +62,7 @@ def _generator(generator: torch.Generator | None, seed: int | None) -> torch.Gen
     return generator if generator is not None else torch.Generator().manual_seed(0 if seed is None else seed)
 
 
-class Gaussians4DRotor(nn.Module):
+class Gaussians4DRotor(GaussianParams):
     """N 4D Gaussians with rotor orientations and SH colours up to ``sh_degree``.
 
     Args:
@@ -67,25 +72,9 @@ class Gaussians4DRotor(nn.Module):
 
     def __init__(self, means: Tensor, rotors: Tensor, log_scales: Tensor, opacity_logits: Tensor, sh0: Tensor, shN: Tensor):
         super().__init__()
-        n = means.shape[0] if means.dim() == 2 else -1
-        shapes = {
-            "means": (means, (n, 4)),
-            "rotors": (rotors, (n, 8)),
-            "log_scales": (log_scales, (n, 4)),
-            "opacity_logits": (opacity_logits, (n,)),
-            "sh0": (sh0, (n, 1, 3)),
-        }
-        for name, (x, shape) in shapes.items():
-            if tuple(x.shape) != shape or n < 0:
-                raise ValueError(f"{name} must have shape {list(shape)}, got {list(x.shape)}")
-        if shN.dim() != 3 or shN.shape[0] != n or shN.shape[2] != 3:
-            raise ValueError(f"shN must have shape [N,K-1,3], got {list(shN.shape)}")
-        degree = math.isqrt(shN.shape[1] + 1) - 1
-        if not 0 <= degree <= 3 or (degree + 1) ** 2 != shN.shape[1] + 1:
-            raise ValueError(f"shN has {shN.shape[1]} coefficients; need (d+1)²-1 for a degree d in 0..3")
-        self._sh_degree = degree
         tensors = dict(zip(PARAM_NAMES, (means, rotors, log_scales, opacity_logits, sh0, shN)))
-        self.params = nn.ParameterDict({k: nn.Parameter(v.detach().clone()) for k, v in tensors.items()})
+        self._sh_degree = check_shapes(tensors, {"means": 4, "rotors": 8, "log_scales": 4, "opacity_logits": None})
+        self.params = make_params(tensors)
 
     # ---- activated values -----------------------------------------------------------------
     @property
@@ -102,34 +91,6 @@ class Gaussians4DRotor(nn.Module):
     def rotation_matrices(self) -> Tensor:
         """[N,4,4] rotations of (x,y,z,t)."""
         return rotor_to_matrix(self.params["rotors"])
-
-    @property
-    def scales(self) -> Tensor:
-        """[N,4] standard deviations along the rotated axes."""
-        return scale_activation(self.params["log_scales"])
-
-    @property
-    def opacities(self) -> Tensor:
-        """[N] peak opacities in (0, 1) (before the temporal weight)."""
-        return opacity_activation(self.params["opacity_logits"])
-
-    @property
-    def sh(self) -> Tensor:
-        """[N,K,3] SH coefficients (sh0 then shN)."""
-        return torch.cat([self.params["sh0"], self.params["shN"]], dim=1)
-
-    @property
-    def sh_degree(self) -> int:
-        """Largest SH degree stored."""
-        return self._sh_degree
-
-    def __len__(self) -> int:
-        return self.params["means"].shape[0]
-
-    @property
-    def num_gaussians(self) -> int:
-        """N."""
-        return len(self)
 
     def covariances(self) -> Tensor:
         """[N,4,4] 4D covariances R·diag(scales²)·Rᵀ."""

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from motion4d.gaussians.activations import opacity_activation, opacity_inverse, scale_activation, scale_inverse
-from motion4d.render.projection import quat_to_rotmat
+from motion4d.gaussians.rotations import quat_to_rotmat
 
 log = logging.getLogger(__name__)
 

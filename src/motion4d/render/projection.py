@@ -6,11 +6,12 @@ the per-pixel compositing, which the backends implement.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from motion4d.gaussians.rotations import quat_to_rotmat
 
 ALPHA_THRESHOLD = 1.0 / 255.0
 """Contributions with α below this are skipped, and Gaussians with opacity below it culled."""
@@ -18,19 +19,6 @@ MAX_EXTENT = 3.33
 """Box half-side in standard deviations for a fully opaque Gaussian (gsplat's 3.33)."""
 FOV_CLAMP = 0.3
 """The Jacobian uses x/z, y/z clamped to the field of view widened by this fraction of tan(fov/2)."""
-
-
-def quat_to_rotmat(quats: Tensor) -> Tensor:
-    """Rotation matrices [..., 3, 3] from quaternions [..., 4] (wxyz, normalised here)."""
-    w, x, y, z = torch.unbind(torch.nn.functional.normalize(quats, dim=-1), dim=-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(quats.shape[:-1] + (3, 3))
 
 
 def covariance_3d(quats: Tensor, scales: Tensor) -> Tensor:

@@ -1,0 +1,333 @@
+"""What every Gaussian fitting loop shares: the base config, Adam groups, checkpoints, the loop.
+
+:class:`GaussianTrainer` runs ``train_step`` (written by each subclass) until ``config.iters`` steps or
+the time budget, with a progress bar, checkpoints every ``ckpt_every`` steps (resumable after a kill:
+parameters, Adam state, density-control state and the sampling RNG are saved) and learning-rate decay
+that follows :meth:`GaussianTrainer.progress`.
+
+A model follows the protocol: ``params`` (an ``nn.ParameterDict`` of per-Gaussian raw tensors),
+``at_time(t)``, and optionally ``field_parameters()`` (non-per-Gaussian parameters, trained at
+``lr_field`` and checkpointed by name) and the density-control hooks of :mod:`motion4d.optim.strategy`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from motion4d.optim.checkpoint import (
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    restore_optimizer,
+    save_checkpoint,
+)
+from motion4d.optim.losses import l1_loss, ssim
+from motion4d.optim.strategy import DensifyConfig, DensifyStrategy
+
+if TYPE_CHECKING:
+    from motion4d.data.transforms import ImageSet
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C", bound="TrainConfig")
+
+
+def _coerce(default: Any, value: Any) -> Any:
+    """``value`` (from JSON) converted to the type of ``default``: nested dataclasses and tuples."""
+    if dataclasses.is_dataclass(default) and isinstance(value, dict):
+        known = {f.name for f in dataclasses.fields(default)}
+        unknown = set(value) - known
+        if unknown:
+            raise ValueError(f"unknown {type(default).__name__} fields: {', '.join(sorted(unknown))}")
+        return type(default)(**{k: _coerce(getattr(default, k), v) for k, v in value.items()})
+    if isinstance(default, tuple) and isinstance(value, (list, tuple)):
+        return tuple(float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in value)
+    return value
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings every Gaussian fit has (subclasses add theirs and change defaults)."""
+
+    iters: int = 2000
+    """Optimisation steps."""
+    sh_degree: int = 3
+    """Largest SH degree of the colours."""
+    sh_degree_interval: int = 500
+    """One more SH band is switched on every this many steps (3DGS: 1000)."""
+    n_init: int = 20_000
+    """Number of random initial Gaussians."""
+    init_radius: float = 0.5
+    """Random initialisation radius as a fraction of the scene radius (the cameras' distance)."""
+    init_opacity: float = 0.1
+    """Initial opacity."""
+    lr_means: float = 1.6e-4
+    """Initial learning rate of the means, times the scene radius."""
+    lr_means_final: float = 1.6e-6
+    """Final learning rate of the means (exponential decay over training), times the scene radius."""
+    lr_scales: float = 5e-3
+    """Learning rate of the log-scales."""
+    lr_opacities: float = 5e-2
+    """Learning rate of the opacity logits."""
+    lr_sh0: float = 2.5e-3
+    """Learning rate of the DC colour coefficients."""
+    lr_shN: float = 2.5e-3 / 20
+    """Learning rate of the higher SH bands."""
+    lambda_dssim: float = 0.2
+    """Weight λ of the D-SSIM term: photometric loss = (1-λ)·L1 + λ·(1-SSIM)."""
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """Background colour (RGB in [0,1]) the images are composited on and renders use."""
+    densify: DensifyConfig = field(default_factory=DensifyConfig)
+    """Adaptive density control."""
+    ckpt_every: int = 1000
+    """Write a checkpoint every this many steps (and always at the end); 0 = only at the end."""
+    keep_checkpoints: int = 2
+    """How many of the newest checkpoints to keep."""
+    time_budget_s: float | None = None
+    """Stop after this many seconds of training in this call, keeping the result."""
+    seed: int = 0
+    """Seed of initialisation and sampling."""
+    device: str = "cpu"
+    """Torch device ("cpu", "cuda", "cuda:1", ...)."""
+    backend: str = "auto"
+    """Rasterizer backend (see :func:`motion4d.render.rasterization`)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (nested configs as dicts)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict) -> C:
+        """Inverse of :meth:`to_dict`; unknown keys (at any depth) are an error."""
+        return _coerce(cls(), dict(d))
+
+
+def replace_preset(presets: dict[str, C], name: str, **overrides) -> C:
+    """``presets[name]`` with some fields replaced; an unknown name is a ValueError listing the choices."""
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(presets)}")
+    return dataclasses.replace(presets[name], **overrides)
+
+
+@dataclass
+class TrainResult:
+    """What a fit produced."""
+
+    model: nn.Module
+    """The fitted model."""
+    steps: int
+    """Completed optimisation steps (including those of earlier, resumed runs)."""
+    seconds: float
+    """Training wall time over all runs of this fit."""
+    losses: list[float]
+    """Training loss of each step of this call."""
+    n_gaussians: int
+    """Final number of Gaussians."""
+    stopped_by_budget: bool
+    """True when ``time_budget_s`` ended this call before ``iters``."""
+    checkpoint: Path | None
+    """The last checkpoint written (None without a checkpoint folder)."""
+
+
+def decayed(lr0: float, lr1: float, progress: float) -> float:
+    """Exponential interpolation from ``lr0`` (progress 0) to ``lr1`` (progress 1)."""
+    t = min(max(progress, 0.0), 1.0)
+    return math.exp(math.log(lr0) * (1.0 - t) + math.log(lr1) * t)
+
+
+def field_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The model's non-per-Gaussian parameters as ``("field.<name>", parameter)`` pairs (none if it has none)."""
+    if not hasattr(model, "field_parameters"):
+        return []
+    found = model.field_parameters()
+    items = found.items() if isinstance(found, dict) else enumerate(found)
+    return [(f"field.{k}", p) for k, p in items]
+
+
+class GaussianTrainer:
+    """The shared loop. Subclasses set ``desc`` and implement :meth:`param_lrs` and :meth:`train_step`.
+
+    Args:
+        config: the fit's settings (a :class:`TrainConfig`).
+        model: model to optimise (moved to ``config.device``).
+        views: training images ``images [M,H,W,3]``, ``viewmats [M,4,4]``, ``Ks [M,3,3]``, ``width``, ``height``.
+        scene_scale: scene radius; scales the means' learning rate and density thresholds.
+        ckpt_dir: folder for checkpoints (None: none written, no resume).
+    """
+
+    desc = "fit"
+    """Progress-bar label."""
+
+    def __init__(self, config: TrainConfig, model: nn.Module, views: "ImageSet", scene_scale: float, *, ckpt_dir: str | Path | None = None):
+        if config.iters < 0:
+            raise ValueError(f"iters must be >= 0, got {config.iters}")
+        self.config = config
+        self.device = torch.device(config.device)
+        self.model = model.to(self.device)
+        self.views = views
+        self.scene_scale = float(scene_scale)
+        self.ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else None
+        self.images = views.images.to(self.device, torch.float32)
+        self.viewmats = views.viewmats.to(self.device, torch.float32)
+        self.Ks = views.Ks.to(self.device, torch.float32)
+        self.background = torch.tensor(config.background, dtype=torch.float32, device=self.device)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.strategy = DensifyStrategy(config.densify, self.scene_scale, torch.Generator().manual_seed(config.seed + 1))
+        self.optimizer = self.make_optimizer()
+        self.step = 0
+        self.seconds = 0.0
+        self._call_start: float | None = None
+
+    # ---- optimiser ------------------------------------------------------------------------
+    def param_lrs(self) -> dict[str, float]:
+        """Learning rate of each per-Gaussian parameter name (names not listed: ``lr_other`` if the config has it)."""
+        cfg = self.config
+        return {
+            "means": cfg.lr_means * self.scene_scale,
+            "log_scales": cfg.lr_scales,
+            "opacity_logits": cfg.lr_opacities,
+            "sh0": cfg.lr_sh0,
+            "shN": cfg.lr_shN,
+        }
+
+    def make_optimizer(self) -> torch.optim.Adam:
+        """Adam with one named group per per-Gaussian parameter and one per field parameter."""
+        lrs = self.param_lrs()
+        other = getattr(self.config, "lr_other", None)
+        groups = []
+        for k, p in self.model.params.items():
+            if k not in lrs and other is None:
+                raise ValueError(f"no learning rate for parameter {k!r}")
+            groups.append({"params": [p], "name": k, "lr": lrs.get(k, other)})
+        field_lr = getattr(self.config, "lr_field", None)
+        groups += [{"params": [p], "name": k, "lr": field_lr} for k, p in field_parameters(self.model)]
+        return torch.optim.Adam(groups, eps=1e-15)
+
+    def update_lrs(self, progress: float) -> None:
+        """Decay the means' (and field parameters') learning rates to ``progress`` in [0,1]."""
+        cfg = self.config
+        for group in self.optimizer.param_groups:
+            if group["name"] == "means":
+                group["lr"] = decayed(cfg.lr_means * self.scene_scale, cfg.lr_means_final * self.scene_scale, progress)
+            elif group["name"].startswith("field."):
+                group["lr"] = decayed(cfg.lr_field, cfg.lr_field_final, progress)
+
+    def progress(self) -> float:
+        """Training progress in [0,1]: the larger of the step fraction and the time-budget fraction of this call.
+
+        Learning-rate decay follows it, so a run stopped by its budget still anneals."""
+        p = self.step / max(self.config.iters, 1)
+        if self.config.time_budget_s and self._call_start is not None:
+            p = max(p, (time.perf_counter() - self._call_start) / self.config.time_budget_s)
+        return min(p, 1.0)
+
+    def photometric_loss(self, rgb: Tensor, gt: Tensor) -> Tensor:
+        """(1-λ)·L1 + λ·(1-SSIM) of renders ``rgb [B,H,W,3]`` against ``gt [B,H,W,3]``."""
+        lam = self.config.lambda_dssim
+        loss = (1.0 - lam) * l1_loss(rgb, gt)
+        return loss + lam * (1.0 - ssim(rgb, gt)) if lam > 0 else loss
+
+    def sh_degree_at(self, step: int) -> int:
+        """SH degree in use at ``step`` (one more band every ``sh_degree_interval`` steps)."""
+        return min(step // max(self.config.sh_degree_interval, 1), self.config.sh_degree)
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current state (and drop old ones)."""
+        if self.ckpt_dir is None:
+            return None
+        extra = {f"strategy.{k}": v for k, v in self.strategy.state_dict().items()}
+        extra["rng.trainer"] = self.generator.get_state()
+        extra.update({name: p.detach() for name, p in field_parameters(self.model)})
+        path = save_checkpoint(checkpoint_path(self.ckpt_dir, self.step), self.model.params, self.optimizer, self.step, self.seconds, extra)
+        for old in list_checkpoints(self.ckpt_dir)[: -max(self.config.keep_checkpoints, 1)]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def restore(self, path: str | Path | None = None) -> bool:
+        """Load the newest checkpoint in ``ckpt_dir`` (or ``path``); False when there is none."""
+        if path is None:
+            found = list_checkpoints(self.ckpt_dir) if self.ckpt_dir is not None else []
+            if not found:
+                return False
+            path = found[-1]
+        ckpt = load_checkpoint(path)
+        missing = set(self.model.params) ^ set(ckpt.params)
+        if missing:
+            raise ValueError(f"{path}: parameters do not match the model ({', '.join(sorted(missing))})")
+        with torch.no_grad():
+            for k, v in ckpt.params.items():
+                self.model.params[k] = nn.Parameter(v.to(self.device, self.model.params[k].dtype))
+            for name, p in field_parameters(self.model):
+                if name not in ckpt.extra or ckpt.extra[name].shape != p.shape:
+                    raise ValueError(f"{path}: field parameter {name} missing or of another shape")
+                p.copy_(ckpt.extra[name].to(p))
+        self.optimizer = self.make_optimizer()
+        restore_optimizer(self.optimizer, ckpt, self.device)
+        self.strategy.load_state_dict({k.split(".", 1)[1]: v for k, v in ckpt.extra.items() if k.startswith("strategy.")}, self.device)
+        if "rng.trainer" in ckpt.extra:
+            self.generator.set_state(ckpt.extra["rng.trainer"])
+        self.step, self.seconds = ckpt.step, ckpt.seconds
+        log.info("resumed from %s at step %d (%d Gaussians)", path, self.step, len(self.model))
+        return True
+
+    # ---- the loop -------------------------------------------------------------------------
+    def train_step(self) -> float:
+        """One optimisation step; returns the loss."""
+        raise NotImplementedError
+
+    def postfix(self, loss: float) -> dict[str, object]:
+        """Fields shown on the progress bar every 10 steps."""
+        return {"loss": f"{loss:.4f}", "n": len(self.model)}
+
+    def after_step(self) -> None:
+        """Hook run after each step's bookkeeping (e.g. periodic evaluation)."""
+
+    def train(self, *, resume: bool = False, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+        """Run until ``config.iters`` steps (or the time budget); ``resume`` first loads the newest checkpoint.
+
+        ``on_step(step, loss)`` is called after each step (raising stops training without a final
+        checkpoint, as a kill would).
+        """
+        cfg = self.config
+        if resume and not self.restore():
+            log.info("no checkpoint to resume from; starting at step 0")
+        losses: list[float] = []
+        stopped, last_ckpt = False, None
+        start = self._call_start = time.perf_counter()
+        base_seconds = self.seconds
+        bar = tqdm(total=cfg.iters, initial=self.step, desc=self.desc, disable=None if cfg.progress else True, dynamic_ncols=True)
+        try:
+            while self.step < cfg.iters:
+                loss = self.train_step()
+                losses.append(loss)
+                self.seconds = base_seconds + time.perf_counter() - start
+                bar.update(1)
+                if self.step % 10 == 0:
+                    bar.set_postfix(**self.postfix(loss))
+                if on_step is not None:
+                    on_step(self.step, loss)
+                self.after_step()
+                if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0 and self.step < cfg.iters:
+                    last_ckpt = self.save()
+                if cfg.time_budget_s is not None and time.perf_counter() - start >= cfg.time_budget_s:
+                    stopped = self.step < cfg.iters
+                    if stopped:
+                        log.info("time budget of %.0f s reached at step %d of %d", cfg.time_budget_s, self.step, cfg.iters)
+                    break
+        finally:
+            bar.close()
+        last_ckpt = self.save() or last_ckpt
+        return TrainResult(self.model, self.step, self.seconds, losses, len(self.model), stopped, last_ckpt)
