@@ -146,3 +146,61 @@ class Mesh:
             raise ValueError(f"matrix must be 4x4, got {list(m.shape)}")
         p = self.vertices.astype(np.float64) @ m[:3, :3].T + m[:3, 3]
         return self.with_vertices(p.astype(np.float32))
+
+    def colors_at(self, face_ids: np.ndarray, barycentrics: np.ndarray) -> np.ndarray:
+        """[N,3] RGB in [0,1] (display-encoded, as images are) of surface points.
+
+        Args:
+            face_ids: [N] int face of each point.
+            barycentrics: [N,3] weights of the face's three vertices (rows sum to 1).
+
+        Colour = material base colour × bilinearly sampled texture (repeat wrap, glTF UV convention: u right,
+        v down from the top-left) × vertex colour, multiplied in linear space and re-encoded as sRGB.
+        """
+        face_ids = np.asarray(face_ids, dtype=np.int64)
+        bary = np.asarray(barycentrics, dtype=np.float32)
+        if face_ids.ndim != 1 or bary.shape != (face_ids.shape[0], 3):
+            raise ValueError(f"face_ids [N] and barycentrics [N,3] expected, got {list(face_ids.shape)}, {list(bary.shape)}")
+        tri = self.faces[face_ids]  # [N,3]
+        lin = np.ones((face_ids.shape[0], 3), dtype=np.float32)
+        if self.vertex_colors is not None:
+            lin *= np.einsum("nk,nkc->nc", bary, self.vertex_colors[tri])
+        mats = self.face_materials[face_ids]
+        for m, material in enumerate(self.materials):
+            sel = mats == m
+            if not sel.any():
+                continue
+            lin[sel] *= np.asarray(material.base_color[:3], dtype=np.float32)
+            if material.texture is not None and self.uvs is not None:
+                uv = np.einsum("nk,nkc->nc", bary[sel], self.uvs[tri[sel]])
+                lin[sel] *= srgb_to_linear(sample_bilinear(material.texture[..., :3], uv))
+        return linear_to_srgb(np.clip(lin, 0.0, 1.0))
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0,1] to linear."""
+    c = np.asarray(c, dtype=np.float32)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    """Linear values in [0,1] to sRGB encoding."""
+    c = np.clip(np.asarray(c, dtype=np.float32), 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+def sample_bilinear(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """[N,C] float values in [0,1] of a uint8 ``image [H,W,C]`` at ``uv [N,2]`` (repeat wrap; texel centres
+    at (i+0.5)/W as glTF samplers)."""
+    h, w = image.shape[:2]
+    x = np.mod(uv[:, 0], 1.0) * w - 0.5
+    y = np.mod(uv[:, 1], 1.0) * h - 0.5
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+    x1, y1 = (x0 + 1) % w, (y0 + 1) % h
+    x0, y0 = x0 % w, y0 % h
+    img = image.astype(np.float32) / 255.0
+    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy

@@ -390,3 +390,21 @@ def scene_bounds(images: ImageSet) -> SceneBounds:
             center = candidate
     radius = 1.1 * float((origins - center).norm(dim=-1).max())
     return SceneBounds(center.float(), radius if radius > 1e-9 else 1.0)
+
+
+def read_asset_to_world(root: str | Path, split: str = "train") -> np.ndarray | None:
+    """The dataset's ``asset_to_world`` [4,4] float64 (the source asset's coordinates → the dataset's world,
+    as in datasets rendered from a 3D asset), or None when the split's JSON has none."""
+    root = Path(root)
+    files = _blender_split_files(root)
+    path = files.get(split, root / NERFSTUDIO_FILE)
+    meta = _read_json(path)
+    if "asset_to_world" not in meta:
+        return None
+    try:
+        m = np.asarray(meta["asset_to_world"], dtype=np.float64)
+    except (TypeError, ValueError):
+        m = np.zeros(0)
+    if m.shape != (4, 4) or not np.isfinite(m).all() or abs(np.linalg.det(m[:3, :3])) < 1e-12:
+        raise DataError(f"{path}: asset_to_world must be an invertible 4x4 matrix of numbers")
+    return m

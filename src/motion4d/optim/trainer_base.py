@@ -211,9 +211,13 @@ class GaussianTrainer:
             if k not in lrs and other is None:
                 raise ValueError(f"no learning rate for parameter {k!r}")
             groups.append({"params": [p], "name": k, "lr": lrs.get(k, other)})
-        field_lr = getattr(self.config, "lr_field", None)
-        groups += [{"params": [p], "name": k, "lr": field_lr} for k, p in field_parameters(self.model)]
+        groups += [{"params": [p], "name": k, "lr": self.field_lr(k, 0.0)} for k, p in field_parameters(self.model)]
         return torch.optim.Adam(groups, eps=1e-15)
+
+    def field_lr(self, name: str, progress: float) -> float:
+        """Learning rate of field parameter ``name`` ("field.<model's name>") at ``progress``:
+        ``lr_field`` decayed to ``lr_field_final``."""
+        return decayed(self.config.lr_field, self.config.lr_field_final, progress)
 
     def update_lrs(self, progress: float) -> None:
         """Decay the means' (and field parameters') learning rates to ``progress`` in [0,1]."""
@@ -222,7 +226,7 @@ class GaussianTrainer:
             if group["name"] == "means":
                 group["lr"] = decayed(cfg.lr_means * self.scene_scale, cfg.lr_means_final * self.scene_scale, progress)
             elif group["name"].startswith("field."):
-                group["lr"] = decayed(cfg.lr_field, cfg.lr_field_final, progress)
+                group["lr"] = self.field_lr(group["name"], progress)
 
     def progress(self) -> float:
         """Training progress in [0,1]: the larger of the step fraction and the time-budget fraction of this call.
@@ -244,6 +248,13 @@ class GaussianTrainer:
         return min(step // max(self.config.sh_degree_interval, 1), self.config.sh_degree)
 
     # ---- checkpoints ----------------------------------------------------------------------
+    def extra_state(self) -> dict[str, Tensor]:
+        """Subclass state to checkpoint besides parameters, Adam, density control and the RNG."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Tensor]) -> None:
+        """Restore what :meth:`extra_state` returned."""
+
     def save(self) -> Path | None:
         """Write a checkpoint of the current state (and drop old ones)."""
         if self.ckpt_dir is None:
@@ -251,6 +262,7 @@ class GaussianTrainer:
         extra = {f"strategy.{k}": v for k, v in self.strategy.state_dict().items()}
         extra["rng.trainer"] = self.generator.get_state()
         extra.update({name: p.detach() for name, p in field_parameters(self.model)})
+        extra.update({f"trainer.{k}": v for k, v in self.extra_state().items()})
         path = save_checkpoint(checkpoint_path(self.ckpt_dir, self.step), self.model.params, self.optimizer, self.step, self.seconds, extra)
         for old in list_checkpoints(self.ckpt_dir)[: -max(self.config.keep_checkpoints, 1)]:
             old.unlink(missing_ok=True)
@@ -279,6 +291,7 @@ class GaussianTrainer:
         self.strategy.load_state_dict({k.split(".", 1)[1]: v for k, v in ckpt.extra.items() if k.startswith("strategy.")}, self.device)
         if "rng.trainer" in ckpt.extra:
             self.generator.set_state(ckpt.extra["rng.trainer"])
+        self.load_extra_state({k.split(".", 1)[1]: v for k, v in ckpt.extra.items() if k.startswith("trainer.")})
         self.step, self.seconds = ckpt.step, ckpt.seconds
         log.info("resumed from %s at step %d (%d Gaussians)", path, self.step, len(self.model))
         return True

@@ -1,0 +1,183 @@
+"""An animated mesh as Gaussians: a static mesh, Gaussians bound to its surface, and a deformation graph.
+
+The graph (:mod:`motion4d.gaussians.deform_graph`) moves the mesh's vertices by linear blend skinning;
+the surface Gaussians (:mod:`motion4d.gaussians.surface`) follow their faces. Rendering the Gaussians at a
+time t therefore shows the mesh posed at t, and a photometric loss on the renders fits the graph — the
+mesh motion — directly; the same graph then exports as a glTF skin.
+
+Stored (raw) per-Gaussian parameters in ``params``: ``sh0 [N,1,3]`` colours (initialised from the mesh's
+material; trainable, so lighting in the driving images need not be explained by motion),
+``shN [N,0,3]``, ``opacity_logits [N]``. The graph's keyframe transforms are the field parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from motion4d.atomic import atomic_path
+from motion4d.gaussians.activations import opacity_activation, opacity_inverse, rgb_to_sh0
+from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
+from motion4d.gaussians.gaussians3d import GaussianFrame
+from motion4d.gaussians.surface import deformed_covariances, face_frames, rest_covariances, surface_points
+
+FORMAT = "motion4d.MeshGaussians"
+_BUFFERS = ("rest_vertices", "faces", "face_ids", "barycentrics", "skin_indices", "skin_weights", "rest_covars", "rest_frames_inv")
+
+
+class MeshGaussians(nn.Module):
+    """Surface Gaussians on a mesh moved by a deformation graph.
+
+    Args:
+        vertices: [V,3] rest positions (world coordinates of the fit).
+        faces: [F,3] long.
+        face_ids: [N] face of each Gaussian. barycentrics: [N,3] its position on the face.
+        colors: [N,3] RGB in [0,1].
+        graph: the deformation graph (nodes in the same coordinates as ``vertices``).
+        skin_k: nodes per vertex.
+        opacity: initial opacity of every Gaussian.
+        scale_factor, normal_ratio: see :func:`motion4d.gaussians.surface.rest_covariances`.
+    """
+
+    def __init__(
+        self,
+        vertices: Tensor,
+        faces: Tensor,
+        face_ids: Tensor,
+        barycentrics: Tensor,
+        colors: Tensor,
+        graph: DeformationGraph,
+        *,
+        skin_k: int = 4,
+        opacity: float = 0.98,
+        scale_factor: float = 0.7,
+        normal_ratio: float = 0.1,
+    ):
+        super().__init__()
+        n = face_ids.shape[0]
+        if barycentrics.shape != (n, 3) or colors.shape != (n, 3):
+            raise ValueError(f"barycentrics and colors must have shape [{n},3], got {list(barycentrics.shape)}, {list(colors.shape)}")
+        vertices = vertices.detach()
+        self.graph = graph
+        idx, w = skinning_weights(vertices, graph.nodes, skin_k)
+        self.register_buffer("rest_vertices", vertices.clone())
+        self.register_buffer("faces", faces.long().clone())
+        self.register_buffer("face_ids", face_ids.long().clone())
+        self.register_buffer("barycentrics", barycentrics.detach().clone())
+        self.register_buffer("skin_indices", idx)
+        self.register_buffer("skin_weights", w)
+        self.register_buffer("rest_covars", rest_covariances(vertices, self.faces, self.face_ids, scale_factor=scale_factor, normal_ratio=normal_ratio))
+        self.register_buffer("rest_frames_inv", torch.linalg.pinv(face_frames(vertices.double(), self.faces)).to(vertices.dtype))
+        self.params = nn.ParameterDict({
+            "sh0": nn.Parameter(rgb_to_sh0(colors.detach().clamp(0, 1))[:, None, :].clone()),
+            "shN": nn.Parameter(torch.zeros(n, 0, 3, dtype=vertices.dtype, device=vertices.device)),
+            "opacity_logits": nn.Parameter(opacity_inverse(torch.full((n,), opacity, dtype=vertices.dtype, device=vertices.device))),
+        })
+
+    @classmethod
+    def build(
+        cls,
+        vertices: Tensor,
+        faces: Tensor,
+        face_ids: Tensor,
+        barycentrics: Tensor,
+        colors: Tensor,
+        frame_times: Tensor,
+        *,
+        n_nodes: int = 128,
+        n_neighbors: int = 6,
+        **kwargs,
+    ) -> "MeshGaussians":
+        """Pick ``n_nodes`` graph nodes among the vertices (farthest-point sampling) and bind everything."""
+        nodes = vertices[farthest_point_sampling(vertices, n_nodes)]
+        return cls(vertices, faces, face_ids, barycentrics, colors, DeformationGraph(nodes, frame_times, n_neighbors=n_neighbors), **kwargs)
+
+    # ---- state ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.face_ids.shape[0]
+
+    @property
+    def num_gaussians(self) -> int:
+        """N."""
+        return len(self)
+
+    @property
+    def sh_degree(self) -> int:
+        """0: colours only."""
+        return 0
+
+    @property
+    def opacities(self) -> Tensor:
+        """[N] opacities."""
+        return opacity_activation(self.params["opacity_logits"])
+
+    def field_parameters(self) -> dict[str, nn.Parameter]:
+        """The graph's keyframe rotations (``quats``) and ``translations``."""
+        return {"quats": self.graph.quats, "translations": self.graph.translations}
+
+    # ---- motion ---------------------------------------------------------------------------
+    def vertices_at(self, t: float) -> Tensor:
+        """[V,3] mesh vertices at time ``t``."""
+        return self.graph.deform(self.rest_vertices, self.skin_indices, self.skin_weights, t)
+
+    def at_time(self, t: float | None = None) -> GaussianFrame:
+        """The Gaussians on the mesh posed at ``t`` (None: the rest pose)."""
+        verts = self.rest_vertices if t is None else self.vertices_at(float(t))
+        means = surface_points(verts, self.faces, self.face_ids, self.barycentrics)
+        covars = deformed_covariances(self.rest_frames_inv, verts, self.faces, self.face_ids, self.rest_covars)
+        sh = torch.cat([self.params["sh0"], self.params["shN"]], dim=1)
+        return GaussianFrame(means, None, None, self.opacities, sh, 0, covars=covars)
+
+    def motion_displacement(self, t0: float, t1: float) -> Tensor:
+        """[N] distance each Gaussian travels from ``t0`` to ``t1``."""
+        p0 = surface_points(self.vertices_at(t0), self.faces, self.face_ids, self.barycentrics)
+        p1 = surface_points(self.vertices_at(t1), self.faces, self.face_ids, self.barycentrics)
+        return (p1 - p0).norm(dim=-1)
+
+    def regularizers(self, t: float | None = None) -> dict[str, Tensor]:
+        """``"arap"`` and ``"motion_smoothness"`` of the graph (see :mod:`motion4d.gaussians.deform_graph`)."""
+        return {"arap": self.graph.arap(), "motion_smoothness": self.graph.motion_smoothness()}
+
+    def skin(self) -> tuple[Tensor, Tensor]:
+        """Per-vertex ``(node indices [V,k], weights [V,k])`` — the skin an exporter writes."""
+        return self.skin_indices, self.skin_weights
+
+    # ---- files ----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write buffers, parameters and graph to a safetensors file (atomically)."""
+        path = Path(path)
+        tensors = {k: getattr(self, k) for k in _BUFFERS}
+        tensors.update({f"params.{k}": v for k, v in self.params.items()})
+        tensors.update({"graph.nodes": self.graph.nodes, "graph.frame_times": self.graph.frame_times, "graph.neighbors": self.graph.neighbors,
+                        "graph.quats": self.graph.quats, "graph.translations": self.graph.translations})  # fmt: skip
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": FORMAT, "sh_degree": json.dumps(0)})
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MeshGaussians":
+        """Read a file written by :meth:`save`."""
+        path = Path(path)
+        with safe_open(str(path), framework="pt") as f:
+            if (f.metadata() or {}).get("format") != FORMAT:
+                raise ValueError(f"{path}: not a {FORMAT} file")
+        t = load_file(str(path))
+        graph = DeformationGraph(t["graph.nodes"], t["graph.frame_times"])
+        graph.neighbors = t["graph.neighbors"]
+        with torch.no_grad():
+            graph.quats.copy_(t["graph.quats"])
+            graph.translations.copy_(t["graph.translations"])
+        model = cls.__new__(cls)
+        nn.Module.__init__(model)
+        model.graph = graph
+        for k in _BUFFERS:
+            model.register_buffer(k, t[k])
+        model.params = nn.ParameterDict({k.split(".", 1)[1]: nn.Parameter(v) for k, v in t.items() if k.startswith("params.")})
+        return model

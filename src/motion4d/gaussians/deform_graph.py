@@ -1,0 +1,177 @@
+"""A sparse deformation graph (embedded deformation, Sumner et al. 2007) with per-frame rigid transforms.
+
+J control nodes at rest positions ``g [J,3]``; at keyframe f node j carries a rotation ``R[f,j]`` and a
+translation ``d[f,j]``. A point p bound to nodes j_1..j_k with weights w_1..w_k (rows sum to 1) moves to
+
+    p'(f) = Σ_i w_i · (R[f,j_i] (p − g_{j_i}) + g_{j_i} + d[f,j_i])
+
+which is linear blend skinning with the nodes as joints (so it exports as a glTF skin exactly). Between
+keyframes translations are interpolated linearly and rotations by normalised quaternion lerp.
+
+Regularisers (Animate3D / embedded deformation):
+
+- ``"arap"``: for each node j and each of its graph neighbours k, the squared distance between where j's
+  transform sends k's rest position and where k actually goes, ``|R_j (g_k − g_j) + g_j + d_j − (g_k + d_k)|²``,
+  averaged and divided by the squared mean neighbour distance (scale-free). Zero for any rigid motion.
+- ``"motion_smoothness"``: mean squared second difference over keyframes of node positions (÷ same scale)
+  and of rotation quaternions. Zero for constant-velocity motion.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from motion4d.gaussians.rotations import quat_to_rotmat
+
+
+def farthest_point_sampling(points: Tensor, k: int, *, start: int = 0) -> Tensor:
+    """Indices [k] of ``k`` points of ``points [P,3]`` spread out by farthest-point sampling from ``start``."""
+    if points.dim() != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must have shape [P,3], got {list(points.shape)}")
+    k = min(int(k), points.shape[0])
+    if k < 1:
+        raise ValueError("k must be >= 1 and points non-empty")
+    chosen = torch.empty(k, dtype=torch.long)
+    dist = torch.full((points.shape[0],), float("inf"), dtype=points.dtype, device=points.device)
+    idx = int(start)
+    for i in range(k):
+        chosen[i] = idx
+        dist = torch.minimum(dist, (points - points[idx]).square().sum(-1))
+        idx = int(dist.argmax())
+    return chosen.to(points.device)
+
+
+def skinning_weights(points: Tensor, nodes: Tensor, k: int = 4) -> tuple[Tensor, Tensor]:
+    """Bind ``points [P,3]`` to their ``k`` nearest ``nodes [J,3]``.
+
+    Weights as embedded deformation: ``w_i ∝ (1 − d_i / d_{k+1})²`` with ``d_{k+1}`` the distance to the
+    (k+1)-th nearest node (uniform when that is degenerate), normalised to sum to 1.
+
+    Returns ``(indices [P,k] long, weights [P,k])``; with fewer than k+1 nodes all nodes are used.
+    """
+    if nodes.dim() != 2 or nodes.shape[1] != 3 or nodes.shape[0] < 1:
+        raise ValueError(f"nodes must have shape [J,3] with J >= 1, got {list(nodes.shape)}")
+    kk = min(k + 1, nodes.shape[0])
+    d, idx = torch.cdist(points, nodes).topk(kk, dim=1, largest=False)
+    if kk <= k:  # too few nodes for a cut-off distance: inverse-distance weights
+        w = 1.0 / (d + 1e-9)
+    else:
+        w = (1.0 - d[:, :k] / d[:, k : k + 1].clamp_min(1e-12)).clamp_min(0).square()
+        idx = idx[:, :k]
+    w = torch.where(w.sum(1, keepdim=True) > 1e-12, w, torch.ones_like(w))
+    return idx, w / w.sum(1, keepdim=True)
+
+
+def _nlerp(q0: Tensor, q1: Tensor, a: Tensor) -> Tensor:
+    q1 = torch.where((q0 * q1).sum(-1, keepdim=True) < 0, -q1, q1)
+    return torch.nn.functional.normalize(q0 * (1 - a) + q1 * a, dim=-1)
+
+
+class DeformationGraph(nn.Module):
+    """Control nodes with per-keyframe rotations and translations.
+
+    Args:
+        nodes: [J,3] rest positions.
+        frame_times: [T] increasing keyframe times (e.g. the driving video's frame times in [0,1]).
+        n_neighbors: graph neighbours per node for the ARAP term.
+    """
+
+    def __init__(self, nodes: Tensor, frame_times: Tensor, *, n_neighbors: int = 6):
+        super().__init__()
+        if nodes.dim() != 2 or nodes.shape[1] != 3 or nodes.shape[0] < 1:
+            raise ValueError(f"nodes must have shape [J,3], got {list(nodes.shape)}")
+        frame_times = torch.as_tensor(frame_times, dtype=nodes.dtype).reshape(-1).to(nodes.device)
+        if frame_times.numel() < 1 or (frame_times.numel() > 1 and not bool((frame_times[1:] > frame_times[:-1]).all())):
+            raise ValueError("frame_times must be non-empty and strictly increasing")
+        j, t = nodes.shape[0], frame_times.numel()
+        self.register_buffer("nodes", nodes.detach().clone())
+        self.register_buffer("frame_times", frame_times.clone())
+        kk = min(n_neighbors, j - 1)
+        if kk > 0:
+            nbrs = torch.cdist(nodes, nodes).topk(kk + 1, dim=1, largest=False).indices[:, 1:]
+        else:
+            nbrs = torch.zeros(j, 0, dtype=torch.long, device=nodes.device)
+        self.register_buffer("neighbors", nbrs)
+        quats = torch.zeros(t, j, 4, dtype=nodes.dtype, device=nodes.device)
+        quats[..., 0] = 1.0
+        self.quats = nn.Parameter(quats)
+        """[T,J,4] raw rotation quaternions (wxyz, normalised when used)."""
+        self.translations = nn.Parameter(torch.zeros(t, j, 3, dtype=nodes.dtype, device=nodes.device))
+        """[T,J,3] translations."""
+
+    @property
+    def num_nodes(self) -> int:
+        """J."""
+        return self.nodes.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        """T."""
+        return self.frame_times.shape[0]
+
+    def frame_index(self, t: float) -> tuple[int, int, float]:
+        """Bracketing keyframes ``(f0, f1)`` of time ``t`` and the blend ``a`` in [0,1] (clamped at the ends)."""
+        ft = self.frame_times
+        if t <= float(ft[0]) or self.num_frames == 1:
+            return 0, 0, 0.0
+        if t >= float(ft[-1]):
+            return self.num_frames - 1, self.num_frames - 1, 0.0
+        f1 = int(torch.searchsorted(ft, torch.tensor([t], dtype=ft.dtype, device=ft.device))[0])
+        f0 = f1 - 1
+        return f0, f1, (t - float(ft[f0])) / float(ft[f1] - ft[f0])
+
+    def transforms_at(self, t: float) -> tuple[Tensor, Tensor]:
+        """Node rotations ``[J,3,3]`` and translations ``[J,3]`` at time ``t`` (interpolated between keyframes)."""
+        f0, f1, a = self.frame_index(float(t))
+        q0 = torch.nn.functional.normalize(self.quats[f0], dim=-1)
+        if f0 == f1 or a == 0.0:
+            return quat_to_rotmat(q0), self.translations[f0]
+        q1 = torch.nn.functional.normalize(self.quats[f1], dim=-1)
+        at = torch.tensor(a, dtype=q0.dtype, device=q0.device)
+        return quat_to_rotmat(_nlerp(q0, q1, at)), self.translations[f0] * (1 - at) + self.translations[f1] * at
+
+    def keyframe_transforms(self) -> tuple[Tensor, Tensor]:
+        """All keyframes' rotations ``[T,J,3,3]`` and translations ``[T,J,3]``."""
+        return quat_to_rotmat(self.quats), self.translations
+
+    def deform(self, points: Tensor, indices: Tensor, weights: Tensor, t: float) -> Tensor:
+        """Move ``points [P,3]`` bound by ``indices [P,k]``, ``weights [P,k]`` (see :func:`skinning_weights`) to time ``t``."""
+        R, d = self.transforms_at(t)
+        g = self.nodes[indices]  # [P,k,3]
+        moved = torch.einsum("pkab,pkb->pka", R[indices], points[:, None, :] - g) + g + d[indices]
+        return (weights[..., None] * moved).sum(1)
+
+    def copy_frame(self, src: int, dst: int) -> None:
+        """Set keyframe ``dst``'s transforms to keyframe ``src``'s (to start a new frame from its neighbour)."""
+        with torch.no_grad():
+            self.quats[dst] = self.quats[src]
+            self.translations[dst] = self.translations[src]
+
+    def _neighbor_scale(self) -> Tensor:
+        if self.neighbors.shape[1] == 0:
+            return torch.ones((), dtype=self.nodes.dtype, device=self.nodes.device)
+        return (self.nodes[self.neighbors] - self.nodes[:, None]).norm(dim=-1).mean().clamp_min(1e-12)
+
+    def arap(self, frames: Tensor | None = None) -> Tensor:
+        """The "arap" term over keyframes ``frames`` (indices; default all); see the module docstring."""
+        if self.neighbors.shape[1] == 0:
+            return self.translations.sum() * 0.0
+        q = self.quats if frames is None else self.quats[frames]
+        d = self.translations if frames is None else self.translations[frames]
+        R = quat_to_rotmat(q)  # [F,J,3,3]
+        g, nb = self.nodes, self.neighbors
+        rel = g[nb] - g[:, None]  # [J,k,3]
+        pred = torch.einsum("fjab,jkb->fjka", R, rel) + g[None, :, None] + d[:, :, None]
+        actual = g[nb][None] + d[:, nb]
+        return (pred - actual).square().sum(-1).mean() / self._neighbor_scale().square()
+
+    def motion_smoothness(self) -> Tensor:
+        """The "motion_smoothness" term: second differences over keyframes (0 with fewer than 3)."""
+        if self.num_frames < 3:
+            return self.translations.sum() * 0.0
+        pos = self.translations / self._neighbor_scale()
+        q = torch.nn.functional.normalize(self.quats, dim=-1)
+        acc_p = pos[2:] - 2 * pos[1:-1] + pos[:-2]
+        acc_q = q[2:] - 2 * q[1:-1] + q[:-2]
+        return acc_p.square().sum(-1).mean() + acc_q.square().sum(-1).mean()

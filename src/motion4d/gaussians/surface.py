@@ -1,0 +1,91 @@
+"""Gaussians bound to a triangle mesh's surface: each sits at fixed barycentric coordinates of one face
+and is flat along it, so moving the mesh moves them (and fitting them moves the mesh).
+
+A Gaussian's covariance follows its face's affine map: with the face frame ``M = [e1, e2, ñ]`` (two edges
+and the unit normal scaled by √(2·area)), a deformed face maps rest covariances by ``A = M' M⁻¹``:
+``Σ' = A Σ Aᵀ``. Stretching a face stretches its Gaussians; a rigid motion rotates them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _check_mesh(vertices: Tensor, faces: Tensor) -> None:
+    if vertices.dim() != 2 or vertices.shape[1] != 3:
+        raise ValueError(f"vertices must have shape [V,3], got {list(vertices.shape)}")
+    if faces.dim() != 2 or faces.shape[1] != 3 or faces.shape[0] == 0:
+        raise ValueError(f"faces must have shape [F,3] with F > 0, got {list(faces.shape)}")
+
+
+def face_areas(vertices: Tensor, faces: Tensor) -> Tensor:
+    """[F] triangle areas."""
+    _check_mesh(vertices, faces)
+    a, b, c = (vertices[faces[:, i]] for i in range(3))
+    return torch.linalg.cross(b - a, c - a).norm(dim=-1) / 2
+
+
+def face_frames(vertices: Tensor, faces: Tensor) -> Tensor:
+    """[F,3,3] frames with columns (v1 − v0, v2 − v0, unit normal × √(2·area)) of each face."""
+    a, b, c = (vertices[faces[:, i]] for i in range(3))
+    e1, e2 = b - a, c - a
+    n = torch.linalg.cross(e1, e2)
+    length = n.norm(dim=-1, keepdim=True)
+    normal = n / length.clamp_min(1e-20) * length.clamp_min(0).sqrt()
+    return torch.stack([e1, e2, normal], dim=-1)
+
+
+def sample_surface(vertices: Tensor, faces: Tensor, n: int, *, generator: torch.Generator | None = None, min_area_fraction: float = 1e-9) -> tuple[Tensor, Tensor]:
+    """About ``n`` points spread over the surface in proportion to area, at least one per usable face.
+
+    Faces with area below ``min_area_fraction`` × the total are skipped (degenerate). Within a face the
+    points are uniform (square-root barycentric trick), drawn from ``generator`` (CPU).
+
+    Returns ``(face_ids [N] long, barycentrics [N,3])``.
+    """
+    areas = face_areas(vertices.double(), faces).cpu()
+    total = float(areas.sum())
+    if not total > 0:
+        raise ValueError("the mesh has no area")
+    usable = areas > min_area_fraction * total
+    counts = torch.where(usable, (areas / total * n).round().long().clamp_min(1), torch.zeros_like(areas, dtype=torch.long))
+    face_ids = torch.repeat_interleave(torch.arange(faces.shape[0]), counts)
+    r1 = torch.rand(face_ids.shape[0], generator=generator, dtype=torch.float64).sqrt()
+    r2 = torch.rand(face_ids.shape[0], generator=generator, dtype=torch.float64)
+    bary = torch.stack([1 - r1, r1 * (1 - r2), r1 * r2], dim=-1)
+    return face_ids.to(faces.device), bary.to(vertices.dtype).to(vertices.device)
+
+
+def rest_covariances(vertices: Tensor, faces: Tensor, face_ids: Tensor, *, scale_factor: float = 0.7, normal_ratio: float = 0.1) -> Tensor:
+    """[N,3,3] flat covariances of the Gaussians on faces ``face_ids [N]``.
+
+    In-plane standard deviation ``σ = scale_factor · √(area / m)`` with m the Gaussians on that face (so the
+    face is covered), ``normal_ratio · σ`` along the normal.
+    """
+    areas = face_areas(vertices, faces)
+    per_face = torch.bincount(face_ids, minlength=faces.shape[0]).clamp_min(1).to(vertices.dtype)
+    sigma = scale_factor * (areas[face_ids] / per_face[face_ids]).sqrt()  # [N]
+    a, b, c = (vertices[faces[face_ids, i]] for i in range(3))
+    nrm = torch.nn.functional.normalize(torch.linalg.cross(b - a, c - a), dim=-1)
+    nn_t = nrm[:, :, None] * nrm[:, None, :]
+    eye = torch.eye(3, dtype=vertices.dtype, device=vertices.device)
+    return sigma[:, None, None] ** 2 * ((eye - nn_t) + normal_ratio**2 * nn_t)
+
+
+def surface_points(vertices: Tensor, faces: Tensor, face_ids: Tensor, barycentrics: Tensor) -> Tensor:
+    """[N,3] positions of the bound points on the mesh with vertex positions ``vertices [V,3]``."""
+    tri = vertices[faces[face_ids]]  # [N,3,3]
+    return (barycentrics[:, :, None] * tri).sum(1)
+
+
+def deformed_covariances(rest_frames_inv: Tensor, vertices: Tensor, faces: Tensor, face_ids: Tensor, rest_covars: Tensor) -> Tensor:
+    """[N,3,3] covariances after the faces moved to ``vertices [V,3]``.
+
+    Args:
+        rest_frames_inv: [F,3,3] inverses of the rest pose's :func:`face_frames`.
+        rest_covars: [N,3,3] covariances at rest (:func:`rest_covariances`).
+    """
+    A = face_frames(vertices, faces) @ rest_frames_inv  # [F,3,3]
+    Ai = A[face_ids]
+    return Ai @ rest_covars @ Ai.transpose(-1, -2)

@@ -1,0 +1,189 @@
+"""Fitting a static mesh's motion to a multi-view driving video (Animate3D's motion reconstruction).
+
+The model is :class:`~motion4d.gaussians.animated_mesh.MeshGaussians`: surface Gaussians on the asset's
+mesh, moved by a deformation graph with one rigid transform per node and keyframe (the driving video's
+frames). Each step renders ``batch_views`` training images, each at its own frame, and minimises
+
+    (1 − λ_dssim)·L1 + λ_dssim·(1 − SSIM)  +  λ_mask · L1(alpha, mask)  +  λ_arap · ARAP  +  λ_motion_smoothness · smoothness
+
+``lambda_arap`` trades motion amplitude against fidelity as in Animate3D: high values keep the asset
+rigid-ish (faithful shape, damped motion), low values follow the video more freely.
+
+Frames are brought in progressively (tracking): at the start only the first keyframe is fitted; over the
+first ``warmup_fraction`` of training the later ones join one after another, each starting from its
+predecessor's transforms, so a new frame begins close to its answer. Half of each step's images come
+from the newest frame, the rest from all active ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from motion4d.optim.evaluation import render_frame
+from motion4d.optim.strategy import DensifyConfig
+from motion4d.optim.trainer_base import GaussianTrainer, TrainConfig, decayed, replace_preset
+
+if TYPE_CHECKING:
+    from motion4d.data.transforms import ImageSet
+    from motion4d.gaussians.animated_mesh import MeshGaussians
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnimateConfig(TrainConfig):
+    """Everything that decides an animate run (saved in the run's ``config.json``)."""
+
+    iters: int = 1500
+    """Optimisation steps."""
+    sh_degree: int = 0
+    """Colours only (the asset's material)."""
+    n_init: int = 20_000
+    """Number of surface Gaussians (about; at least one per face)."""
+    ckpt_every: int = 250
+    """Write a checkpoint every this many steps (and always at the end); 0 = only at the end."""
+    densify: DensifyConfig = field(default_factory=lambda: DensifyConfig(refine_stop=0, reset_every=0))
+    """No density control: the Gaussians stay bound to the surface."""
+    batch_views: int = 4
+    """Images rendered per step."""
+    n_nodes: int = 96
+    """Deformation-graph nodes (farthest-point samples of the vertices)."""
+    n_neighbors: int = 6
+    """Graph neighbours per node for the ARAP term."""
+    skin_k: int = 4
+    """Nodes each vertex is bound to."""
+    scale_factor: float = 0.7
+    """In-plane size of the surface Gaussians relative to √(face area / Gaussians on it)."""
+    lr_sh0: float = 2.5e-3
+    """Learning rate of the Gaussians' colours (they absorb the driving video's lighting)."""
+    lr_opacities: float = 0.0
+    """Learning rate of the opacity logits (0: the surface stays opaque)."""
+    lr_rotation: float = 5e-3
+    """Learning rate of the graph's keyframe rotations (raw quaternions)."""
+    lr_rotation_final: float = 5e-4
+    """Final learning rate of the rotations."""
+    lr_translation: float = 2e-3
+    """Learning rate of the graph's keyframe translations, times the scene radius."""
+    lr_translation_final: float = 2e-4
+    """Final learning rate of the translations, times the scene radius."""
+    lambda_mask: float = 0.5
+    """Weight of the L1 between rendered alpha and the images' alpha (when the data has alpha)."""
+    lambda_arap: float = 1.0
+    """Weight of the graph's as-rigid-as-possible term."""
+    lambda_motion_smoothness: float = 0.05
+    """Weight of the keyframes' second-difference smoothness."""
+    warmup_fraction: float = 0.4
+    """Fraction of training over which keyframes join one by one (0: all from the start)."""
+
+
+_DEFAULT = AnimateConfig()
+PRESETS: dict[str, AnimateConfig] = {
+    "default": _DEFAULT,
+    "fast": dataclasses.replace(_DEFAULT, iters=600, n_init=10_000, n_nodes=64),
+    "tiny": dataclasses.replace(_DEFAULT, iters=12, n_init=300, n_nodes=8, batch_views=2, ckpt_every=4, progress=False),
+}
+"""Named configurations: "default" (minutes on a CPU at 128²), "fast", "tiny" (tests)."""
+
+
+def preset(name: str, **overrides) -> AnimateConfig:
+    """The named preset with some fields replaced."""
+    return replace_preset(PRESETS, name, **overrides)
+
+
+class AnimateTrainer(GaussianTrainer):
+    """Fits the deformation graph of ``model`` (a MeshGaussians) to ``views`` (images with ``times``).
+
+    Args:
+        config: the fit's settings.
+        model: the mesh Gaussians; its graph's ``frame_times`` are the keyframes.
+        views: training images ``images [M,H,W,3]``, ``alphas [M,H,W,1]`` or None, ``viewmats``, ``Ks``, ``times [M]``.
+        scene_scale: scene radius (scales the translations' learning rate).
+        ckpt_dir: folder for checkpoints (None: none written, no resume).
+    """
+
+    desc = "animate"
+
+    def __init__(self, config: AnimateConfig, model: "MeshGaussians", views: "ImageSet", scene_scale: float, *, ckpt_dir: str | Path | None = None):
+        if views.times is None:
+            raise ValueError("animate needs driving images with a 'time' per frame")
+        if config.batch_views < 1:
+            raise ValueError(f"batch_views must be >= 1, got {config.batch_views}")
+        super().__init__(config, model, views, scene_scale, ckpt_dir=ckpt_dir)
+        self.alphas = views.alphas.to(self.device, torch.float32) if views.alphas is not None else None
+        ft = model.graph.frame_times.cpu()
+        self.frame_of_row = (views.times.double()[:, None] - ft.double()[None]).abs().argmin(dim=1)  # [M]
+        self.rows_of_frame = [torch.where(self.frame_of_row == f)[0] for f in range(len(ft))]
+        self.active = 1 if config.warmup_fraction > 0 else len(ft)
+
+    def param_lrs(self) -> dict[str, float]:
+        return {"sh0": self.config.lr_sh0, "shN": self.config.lr_shN, "opacity_logits": self.config.lr_opacities}
+
+    def field_lr(self, name: str, progress: float) -> float:
+        cfg = self.config
+        if name == "field.quats":
+            return decayed(cfg.lr_rotation, cfg.lr_rotation_final, progress)
+        if name == "field.translations":
+            return decayed(cfg.lr_translation * self.scene_scale, cfg.lr_translation_final * self.scene_scale, progress)
+        return super().field_lr(name, progress)
+
+    def extra_state(self) -> dict[str, Tensor]:
+        return {"active": torch.tensor(self.active)}
+
+    def load_extra_state(self, state: dict[str, Tensor]) -> None:
+        if "active" in state:
+            self.active = int(state["active"])
+
+    def _activate(self, progress: float) -> None:
+        n = len(self.rows_of_frame)
+        w = self.config.warmup_fraction
+        want = n if w <= 0 else min(n, 1 + int(math.floor((n - 1) * min(progress / w, 1.0) + 1e-9)))
+        while self.active < want:
+            self.model.graph.copy_frame(self.active - 1, self.active)
+            self.active += 1
+
+    def _sample_rows(self) -> Tensor:
+        b = self.config.batch_views
+        g = self.generator
+        newest = self.rows_of_frame[self.active - 1]
+        n_new = min((b + 1) // 2, len(newest))
+        rows = [newest[torch.randperm(len(newest), generator=g)[:n_new]]]
+        pool = torch.cat(self.rows_of_frame[: self.active])
+        rows.append(pool[torch.randint(len(pool), (b - n_new,), generator=g)])
+        return torch.cat(rows)
+
+    def train_step(self) -> float:
+        """One step (renders, loss, backward, Adam); returns the loss."""
+        cfg = self.config
+        progress = self.progress()
+        self.update_lrs(progress)
+        self._activate(progress)
+        rows = self._sample_rows()
+        frames = self.frame_of_row[rows]
+        ft = self.model.graph.frame_times
+        loss = torch.zeros((), device=self.device)
+        for f in torch.unique(frames).tolist():
+            idx = rows[frames == f].to(self.device)
+            out = render_frame(self.model.at_time(float(ft[f])), self.viewmats[idx], self.Ks[idx], self.views.width, self.views.height,
+                               background=self.background, backend=cfg.backend)  # fmt: skip
+            term = self.photometric_loss(out.rgb, self.images[idx])
+            if self.alphas is not None and cfg.lambda_mask > 0:
+                term = term + cfg.lambda_mask * (out.alpha - self.alphas[idx]).abs().mean()
+            loss = loss + term * (len(idx) / len(rows))
+        regs = self.model.regularizers()
+        loss = loss + cfg.lambda_arap * regs["arap"] + cfg.lambda_motion_smoothness * regs["motion_smoothness"]
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return float(loss.detach())
+
+    def postfix(self, loss: float) -> dict[str, object]:
+        return {**super().postfix(loss), "frames": f"{self.active}/{len(self.rows_of_frame)}"}

@@ -1,0 +1,188 @@
+"""Deformation graph, surface Gaussians, MeshGaussians and the animate trainer on tiny synthetic meshes."""
+
+import math
+
+import pytest
+import torch
+
+from motion4d.data.transforms import ImageSet
+from motion4d.gaussians.animated_mesh import MeshGaussians
+from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
+from motion4d.gaussians.rotations import quat_to_rotmat
+from motion4d.gaussians.surface import face_areas, rest_covariances, sample_surface
+from motion4d.optim.evaluation import render_frame
+from motion4d.optim.trainer_animate import AnimateTrainer, preset
+from motion4d.render.cameras import intrinsics_from_fov, orbit_viewmats
+
+
+def grid_mesh(n: int = 6, size: float = 1.0):
+    """An n×n vertex sheet in the xz-plane (slightly wavy), faces counter-clockwise from +y."""
+    xs = torch.linspace(-size, size, n)
+    X, Z = torch.meshgrid(xs, xs, indexing="ij")
+    V = torch.stack([X.flatten(), 0.1 * torch.sin(2 * X.flatten()), Z.flatten()], -1)
+    faces = []
+    for i in range(n - 1):
+        for j in range(n - 1):
+            a = i * n + j
+            faces += [[a, a + 1, a + n], [a + 1, a + n + 1, a + n]]
+    return V, torch.tensor(faces)
+
+
+def rigid_graph_motion(graph: DeformationGraph, frame: int, R: torch.Tensor, t: torch.Tensor) -> None:
+    """Set keyframe ``frame`` to the rigid motion p ↦ R p + t."""
+    from motion4d.gaussians.rotations import rotmat_to_quat
+
+    with torch.no_grad():
+        graph.quats[frame] = rotmat_to_quat(R)
+        graph.translations[frame] = graph.nodes @ R.T + t - graph.nodes
+
+
+def test_fps_and_skinning_weights():
+    V, _ = grid_mesh(8)
+    idx = farthest_point_sampling(V, 10)
+    assert len(set(idx.tolist())) == 10
+    nodes = V[idx]
+    j, w = skinning_weights(V, nodes, k=4)
+    assert j.shape == (64, 4) and w.shape == (64, 4)
+    assert torch.allclose(w.sum(1), torch.ones(64), atol=1e-6) and bool((w >= 0).all())
+    # a vertex that is a node is bound to it with the largest weight
+    assert bool((j[idx, 0] == torch.arange(10)).all())
+    # fewer nodes than k+1 still gives normalised weights
+    j2, w2 = skinning_weights(V, nodes[:2], k=4)
+    assert j2.shape == (64, 2) and torch.allclose(w2.sum(1), torch.ones(64), atol=1e-6)
+
+
+def test_rigid_motion_is_exact_and_free_of_arap():
+    V, F = grid_mesh(6)
+    nodes = V[farthest_point_sampling(V, 8)]
+    graph = DeformationGraph(nodes, torch.tensor([0.0, 0.5, 1.0]))
+    a = 0.7
+    R = quat_to_rotmat(torch.tensor([math.cos(a / 2), 0.0, math.sin(a / 2), 0.0]))
+    t = torch.tensor([0.3, -0.2, 0.1])
+    for f in range(3):
+        rigid_graph_motion(graph, f, R, t)
+    j, w = skinning_weights(V, nodes)
+    assert torch.allclose(graph.deform(V, j, w, 0.25), V @ R.T + t, atol=1e-5)
+    assert float(graph.arap().detach()) < 1e-10
+    assert float(graph.motion_smoothness().detach()) < 1e-10
+    # a non-rigid motion (one node pulled away) costs ARAP
+    with torch.no_grad():
+        graph.translations[1, 0] += 0.5
+    assert float(graph.arap().detach()) > 1e-3
+
+
+def test_keyframe_interpolation():
+    nodes = torch.zeros(1, 3)
+    graph = DeformationGraph(nodes, torch.tensor([0.0, 1.0]))
+    with torch.no_grad():
+        graph.translations[1] = torch.tensor([[2.0, 0.0, 0.0]])
+        graph.quats[1] = torch.tensor([[math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4)]])  # 90° about z
+    R, d = graph.transforms_at(0.5)
+    assert torch.allclose(d, torch.tensor([[1.0, 0.0, 0.0]]))
+    expect = quat_to_rotmat(torch.tensor([math.cos(math.pi / 8), 0.0, 0.0, math.sin(math.pi / 8)]))
+    assert torch.allclose(R[0], expect, atol=1e-6)
+    # clamped outside the keyframes
+    assert torch.allclose(graph.transforms_at(-1.0)[1], torch.zeros(1, 3))
+    assert torch.allclose(graph.transforms_at(5.0)[1], torch.tensor([[2.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        DeformationGraph(nodes, torch.tensor([0.0, 0.0]))
+
+
+def test_surface_sampling_and_flat_covariances():
+    V, F = grid_mesh(5)
+    fid, bary = sample_surface(V, F, 400, generator=torch.Generator().manual_seed(0))
+    assert bool((bary >= -1e-6).all()) and torch.allclose(bary.sum(1), torch.ones(len(fid)), atol=1e-5)
+    counts = torch.bincount(fid, minlength=len(F))
+    assert bool((counts >= 1).all())
+    assert abs(len(fid) - 400) < len(F)  # about n, at least one per face
+    cov = rest_covariances(V, F, fid)
+    eig = torch.linalg.eigvalsh(cov)
+    assert bool((eig[:, 0] < 0.02 * eig[:, 2]).all())  # flat: the normal direction is 10× thinner
+    area_per = (face_areas(V, F)[fid] / counts[fid]).sqrt()
+    assert torch.allclose(eig[:, 2].sqrt(), 0.7 * area_per, rtol=1e-4)
+
+
+def make_model(frame_times, n_nodes=6, seed=0):
+    V, F = grid_mesh(6)
+    fid, bary = sample_surface(V, F, 600, generator=torch.Generator().manual_seed(seed))
+    colors = torch.stack([(bary[:, 0] * 0.8 + 0.1), (V[F[fid, 0], 0] + 1) / 2 * 0.8 + 0.1, torch.full((len(fid),), 0.4)], -1)
+    return MeshGaussians.build(V, F, fid, bary, colors, torch.tensor(frame_times), n_nodes=n_nodes)
+
+
+def test_mesh_gaussians_follow_the_mesh_and_round_trip(tmp_path):
+    model = make_model([0.0, 1.0])
+    rest = model.at_time(None)
+    assert torch.allclose(model.at_time(0.5).means, rest.means)  # identity graph
+    a = 0.5
+    R = quat_to_rotmat(torch.tensor([math.cos(a / 2), math.sin(a / 2), 0.0, 0.0]))
+    t = torch.tensor([0.0, 0.4, 0.0])
+    rigid_graph_motion(model.graph, 1, R, t)
+    moved = model.at_time(1.0)
+    assert torch.allclose(moved.means, rest.means @ R.T + t, atol=1e-5)
+    assert torch.allclose(moved.covars, R @ rest.covars @ R.T, atol=1e-6)
+    path = model.save(tmp_path / "m.safetensors")
+    back = MeshGaussians.load(path)
+    assert torch.allclose(back.at_time(0.7).means, model.at_time(0.7).means)
+    assert torch.allclose(back.at_time(0.7).covars, model.at_time(0.7).covars)
+
+
+def synthetic_driving(target: MeshGaussians, n_views=6, size=40):
+    """Images of ``target`` at each of its keyframes from ``n_views`` orbit cameras."""
+    times = target.graph.frame_times
+    viewmats = orbit_viewmats(n_views, 3.5, elevation_deg=35.0, up=(0.0, 1.0, 0.0))
+    K = intrinsics_from_fov(50.0, size, size)
+    imgs, alphas, vms, ts = [], [], [], []
+    with torch.no_grad():
+        for t in times.tolist():
+            out = render_frame(target.at_time(t), viewmats, K.expand(n_views, 3, 3), size, size, background=torch.ones(3))
+            imgs.append(out.rgb)
+            alphas.append(out.alpha)
+            vms.append(viewmats)
+            ts.append(torch.full((n_views,), t))
+    m = n_views * len(times)
+    return ImageSet(torch.cat(imgs), torch.cat(alphas), torch.cat(vms), K.expand(m, 3, 3).clone(), torch.cat(ts),
+                    [f"img{i}" for i in range(m)], size, size, (1.0, 1.0, 1.0))  # fmt: skip
+
+
+def test_trainer_recovers_a_known_motion(tmp_path):
+    times = [0.0, 0.5, 1.0]
+    target = make_model(times)
+    for f, a in enumerate([0.0, 0.25, 0.5]):
+        R = quat_to_rotmat(torch.tensor([math.cos(a / 2), 0.0, 0.0, math.sin(a / 2)]))
+        rigid_graph_motion(target.graph, f, R, torch.tensor([0.0, 0.15 * f, 0.0]))
+    views = synthetic_driving(target)
+    model = make_model(times)
+    with torch.no_grad():
+        before = max(float((model.vertices_at(t) - target.vertices_at(t)).norm(dim=-1).mean()) for t in times)
+    cfg = preset("tiny", iters=150, batch_views=4, lr_sh0=0.0, warmup_fraction=0.3, ckpt_every=0)
+    result = AnimateTrainer(cfg, model, views, 3.5, ckpt_dir=tmp_path / "ck").train()
+    with torch.no_grad():
+        after = max(float((model.vertices_at(t) - target.vertices_at(t)).norm(dim=-1).mean()) for t in times)
+    assert result.steps == 150
+    assert after < 0.3 * before, (before, after)
+
+
+def test_trainer_resume_reproduces_the_uninterrupted_run(tmp_path):
+    times = [0.0, 1.0]
+    target = make_model(times)
+    rigid_graph_motion(target.graph, 1, torch.eye(3), torch.tensor([0.0, 0.2, 0.0]))
+    views = synthetic_driving(target, n_views=3, size=24)
+    cfg = preset("tiny", iters=8, ckpt_every=4)
+    full = AnimateTrainer(cfg, make_model(times), views, 3.5, ckpt_dir=tmp_path / "a")
+    full.train()
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_5(step, loss):
+        if step == 5:
+            raise Stop
+
+    part = AnimateTrainer(cfg, make_model(times), views, 3.5, ckpt_dir=tmp_path / "b")
+    with pytest.raises(Stop):
+        part.train(on_step=stop_at_5)
+    resumed = AnimateTrainer(cfg, make_model(times), views, 3.5, ckpt_dir=tmp_path / "b")
+    resumed.train(resume=True)
+    assert resumed.step == 8 and resumed.active == full.active
+    assert torch.allclose(resumed.model.graph.translations, full.model.graph.translations, atol=1e-6)
+    assert torch.allclose(resumed.model.graph.quats, full.model.graph.quats, atol=1e-6)
