@@ -33,7 +33,7 @@ def _time_loss(model: DeformGaussians, times=(0.0, 0.5, 1.0)) -> torch.Tensor:
 
 
 def _train(model: DeformGaussians, steps: int, lr: float = 1e-2) -> None:
-    opt = torch.optim.Adam([{"params": list(model.params.values())}, {"params": model.field_parameters()}], lr=lr)
+    opt = torch.optim.Adam([{"params": list(model.params.values())}, {"params": list(model.field_parameters().values())}], lr=lr)
     for _ in range(steps):
         opt.zero_grad()
         _time_loss(model).backward()
@@ -108,9 +108,9 @@ def test_gradients_reach_field_and_per_gaussian_params():
     (_time_loss(model) + f.sh.sum()).backward()
     for name in PARAM_NAMES:
         assert model.params[name].grad is not None and model.params[name].grad.abs().sum() > 0, name
-    for p in model.field_parameters():
+    for p in model.field_parameters().values():
         assert p.grad is not None and p.grad.abs().sum() > 0
-    field_ids = {id(p) for p in model.field_parameters()}
+    field_ids = {id(p) for p in model.field_parameters().values()}
     assert not field_ids & {id(p) for p in model.params.values()}
     assert len(field_ids) + len(model.params) == len(list(model.parameters()))
 
@@ -258,7 +258,7 @@ def test_densify_strategy_edits_rows_and_the_field_follows():
     from motion4d.optim.strategy import DensifyConfig, DensifyStrategy
 
     model = DeformGaussians.random(60, radius=0.8, sh_degree=0, seed=7, config=SMALL)
-    opt = torch.optim.Adam([{"params": list(model.params.values())}, {"params": model.field_parameters(), "lr": 1e-3}])
+    opt = torch.optim.Adam([{"params": list(model.params.values())}, {"params": list(model.field_parameters().values()), "lr": 1e-3}])
     cfg = DensifyConfig(refine_start=0, refine_every=1, reset_every=0, grow_grad2d=0.0, grow_scale3d=0.05,
                         prune_opacity=0.0)
     strategy = DensifyStrategy(cfg, scene_scale=1.0, generator=torch.Generator().manual_seed(0))

@@ -7,16 +7,17 @@ import json
 
 import pytest
 import torch
-
 from fake4d import LinearMotionGaussians
+
 from motion4d.cli import main
 from motion4d.data.synthetic import make_dynamic_demo_scene
 from motion4d.data.transforms import load_transforms, scene_bounds
 from motion4d.export.ply import load_ply
+from motion4d.gaussians.rotations import rotmat_to_quat
 from motion4d.optim.motion import motion_amplitude
 from motion4d.optim.trainer4d import PRESETS, Trainer4D, preset
 from motion4d.pipelines import models
-from motion4d.pipelines.export_run import covars_to_quats_scales, rotmat_to_quat
+from motion4d.pipelines.export_run import covars_to_quats_scales
 from motion4d.pipelines.models import ModelInfo, load_run_model, save_m4d
 from motion4d.render.projection import covariance_3d, quat_to_rotmat
 

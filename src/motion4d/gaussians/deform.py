@@ -25,7 +25,6 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
@@ -122,9 +121,13 @@ class DeformGaussians(GaussianParams):
         })
 
     # ---- per-Gaussian state ---------------------------------------------------------------
-    def field_parameters(self) -> list[nn.Parameter]:
-        """The field's planes and the MLPs' weights (everything not per-Gaussian), for their own learning rate."""
-        return [*self.field.parameters(), *self.feature_mlp.parameters(), *self.heads.parameters()]
+    def field_parameters(self) -> dict[str, nn.Parameter]:
+        """Everything not per-Gaussian, by name: the HexPlane planes as ``grid.<name>`` and the MLPs' weights
+        as ``mlp.<name>`` (trainers give grids and MLPs their own learning rates)."""
+        out = {f"grid.{k}": p for k, p in self.field.named_parameters()}
+        out.update({f"mlp.feature.{k}": p for k, p in self.feature_mlp.named_parameters()})
+        out.update({f"mlp.heads.{k}": p for k, p in self.heads.named_parameters()})
+        return out
 
     def max_scale3d(self) -> Tensor:
         """[N] largest canonical standard deviation of each Gaussian (for densification)."""

@@ -17,29 +17,12 @@ from torch import Tensor
 from motion4d.atomic import atomic_write_text
 from motion4d.export.ply import save_ply
 from motion4d.gaussians import GaussianFrame
+from motion4d.gaussians.rotations import rotmat_to_quat
 from motion4d.pipelines.models import load_run_model, save_m4d
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("ply-sequence", "m4d")
-
-
-def rotmat_to_quat(R: Tensor) -> Tensor:
-    """Unit quaternions [N,4] (wxyz, w ≥ 0) of rotation matrices ``R [N,3,3]`` (Shepperd's method)."""
-    if R.dim() != 3 or R.shape[1:] != (3, 3):
-        raise ValueError(f"R must have shape [N,3,3], got {list(R.shape)}")
-    m = R
-    tr = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
-    cand = torch.stack([
-        torch.stack([1 + tr, m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]], -1),
-        torch.stack([m[:, 2, 1] - m[:, 1, 2], 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2], m[:, 0, 1] + m[:, 1, 0], m[:, 0, 2] + m[:, 2, 0]], -1),
-        torch.stack([m[:, 0, 2] - m[:, 2, 0], m[:, 0, 1] + m[:, 1, 0], 1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2], m[:, 1, 2] + m[:, 2, 1]], -1),
-        torch.stack([m[:, 1, 0] - m[:, 0, 1], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 2] + m[:, 2, 1], 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]], -1),
-    ], 1)  # [N,4 candidates,4]; candidate k is 4·q_k·q, the best conditioned has the largest norm
-    best = cand.norm(dim=-1).argmax(dim=1)
-    q = cand[torch.arange(R.shape[0]), best]
-    q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-30)
-    return torch.where(q[:, :1] < 0, -q, q)  # fmt: skip
 
 
 def covars_to_quats_scales(covars: Tensor) -> tuple[Tensor, Tensor]:

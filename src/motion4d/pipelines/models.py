@@ -28,8 +28,12 @@ MODEL_KINDS: dict[str, str] = {
     "rotor4d": "motion4d.gaussians.rotor4d:Gaussians4DRotor",
     "deform": "motion4d.gaussians.deform:DeformGaussians",
     "gaussians3d": "motion4d.gaussians.gaussians3d:Gaussians3D",
+    "mesh_gaussians": "motion4d.gaussians.animated_mesh:MeshGaussians",
 }
 """Model kind → "module:Class". Each class answers ``at_time`` and has ``save`` / ``load``."""
+
+RECONSTRUCT_KINDS = ("rotor4d", "deform")
+"""The kinds ``reconstruct`` fits from scratch (``mesh_gaussians`` comes from ``animate``)."""
 
 MODEL_FILE = "model.m4d"
 """The model file of a reconstruct run folder."""
@@ -50,7 +54,7 @@ class ModelInfo:
 def model_class(kind: str) -> type:
     """The class of model ``kind``; a clear error when its module is not there."""
     if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model {kind!r}; choose from {', '.join(k for k in MODEL_KINDS if k != 'gaussians3d')}")
+        raise ValueError(f"unknown model {kind!r}; choose from {', '.join(RECONSTRUCT_KINDS)}")
     module, name = MODEL_KINDS[kind].split(":")
     try:
         return getattr(importlib.import_module(module), name)
