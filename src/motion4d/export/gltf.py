@@ -1,0 +1,251 @@
+"""glTF 2.0 binary (GLB) out: a static mesh with its materials, or a mesh skinned to a deformation graph
+and animated by it.
+
+Skinned export (:func:`write_skinned_glb`): the graph's J nodes become joints, children of one root node
+whose matrix maps the fit's world back into the asset's coordinates (the inverse of ``asset_to_world``), so
+the file keeps the asset's own coordinates. Joint j rests at translation ``g_j`` (its node position, world)
+with no rotation; at keyframe f it has translation ``g_j + d_fj`` and rotation ``R_fj``. Its inverse bind
+matrix is ``T(−g_j) · asset_to_world``, so a vertex v (asset coordinates) skinned to it lands at
+``world→asset(R_fj (A v − g_j) + g_j + d_fj)`` — the deformation graph's linear blend skinning, exactly.
+Keyframes use LINEAR interpolation (quaternions made sign-continuous, so slerp takes the short way).
+
+All primitives (one per material) share one set of vertex attributes; every accessor is tightly packed and
+4-byte aligned; POSITION and the animation input carry min/max as the specification requires.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pygltflib
+
+from motion4d.atomic import atomic_path
+from motion4d.data.mesh import Mesh
+
+log = logging.getLogger(__name__)
+
+_FLOAT, _UBYTE, _USHORT, _UINT = 5126, 5121, 5123, 5125
+_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
+_TYPES = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4", 16: "MAT4"}
+_CARRIED = ("doubleSided", "alphaMode", "alphaCutoff")
+
+
+def _rotmat_to_quat_xyzw(R: np.ndarray) -> np.ndarray:
+    """[...,4] unit quaternions (x, y, z, w) of rotation matrices ``R [...,3,3]``."""
+    m = R.reshape(-1, 3, 3)
+    w = np.sqrt(np.maximum(0.0, 1 + m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2])) / 2
+    x = np.sqrt(np.maximum(0.0, 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2])) / 2
+    y = np.sqrt(np.maximum(0.0, 1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2])) / 2
+    z = np.sqrt(np.maximum(0.0, 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2])) / 2
+    x = np.copysign(x, m[:, 2, 1] - m[:, 1, 2])
+    y = np.copysign(y, m[:, 0, 2] - m[:, 2, 0])
+    z = np.copysign(z, m[:, 1, 0] - m[:, 0, 1])
+    q = np.stack([x, y, z, w], axis=-1)
+    q /= np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
+    return q.reshape(R.shape[:-2] + (4,))
+
+
+class _Builder:
+    """Accumulates one binary buffer, its views and accessors, and the glTF JSON around them."""
+
+    def __init__(self):
+        self.g = pygltflib.GLTF2(asset=pygltflib.Asset(version="2.0", generator="motion4d"))
+        self.blob = bytearray()
+
+    def view(self, data: bytes, target: int | None = None) -> int:
+        while len(self.blob) % 4:
+            self.blob.append(0)
+        self.g.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(self.blob), byteLength=len(data), target=target))
+        self.blob.extend(data)
+        return len(self.g.bufferViews) - 1
+
+    def accessor(self, array: np.ndarray, component: int, *, target: int | None = None, minmax: bool = False, normalized: bool = False) -> int:
+        dtype = {_FLOAT: np.float32, _UBYTE: np.uint8, _USHORT: np.uint16, _UINT: np.uint32}[component]
+        a = np.ascontiguousarray(array, dtype=dtype)
+        width = 1 if a.ndim == 1 else int(np.prod(a.shape[1:]))
+        flat = a.reshape(a.shape[0], width)
+        acc = pygltflib.Accessor(bufferView=self.view(flat.tobytes(), target), componentType=component, count=a.shape[0],
+                                 type=_TYPES[width], normalized=normalized or None)  # fmt: skip
+        if minmax:
+            acc.min = flat.min(axis=0).astype(float).tolist()
+            acc.max = flat.max(axis=0).astype(float).tolist()
+        self.g.accessors.append(acc)
+        return len(self.g.accessors) - 1
+
+    def finish(self, path: Path) -> Path:
+        while len(self.blob) % 4:
+            self.blob.append(0)
+        self.g.buffers.append(pygltflib.Buffer(byteLength=len(self.blob)))
+        self.g.set_binary_blob(bytes(self.blob))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            self.g.save_binary(str(tmp))
+        return path
+
+
+def _image_bytes(material) -> tuple[bytes, str]:
+    raw, mime = material.extras.get("image_bytes"), material.extras.get("mime_type")
+    if raw and mime in ("image/png", "image/jpeg"):
+        return bytes(raw), mime
+    import imageio.v3 as iio
+
+    buf = io.BytesIO()
+    iio.imwrite(buf, material.texture, extension=".png")
+    return buf.getvalue(), "image/png"
+
+
+def _add_materials(b: _Builder, mesh: Mesh) -> None:
+    for m in mesh.materials:
+        src = m.extras.get("gltf", {}) if isinstance(m.extras.get("gltf"), dict) else {}
+        src_pbr = src.get("pbrMetallicRoughness") or {}
+        pbr = pygltflib.PbrMetallicRoughness(
+            baseColorFactor=[float(c) for c in m.base_color],
+            metallicFactor=float(src_pbr.get("metallicFactor", 0.0 if not src_pbr else 1.0)),
+            roughnessFactor=float(src_pbr.get("roughnessFactor", 1.0)),
+        )
+        if m.texture is not None and mesh.uvs is not None:
+            data, mime = _image_bytes(m)
+            b.g.images.append(pygltflib.Image(bufferView=b.view(data), mimeType=mime))
+            if not b.g.samplers:
+                b.g.samplers.append(pygltflib.Sampler(magFilter=9729, minFilter=9987, wrapS=10497, wrapT=10497))
+            b.g.textures.append(pygltflib.Texture(sampler=0, source=len(b.g.images) - 1))
+            pbr.baseColorTexture = pygltflib.TextureInfo(index=len(b.g.textures) - 1)
+        mat = pygltflib.Material(name=m.name, pbrMetallicRoughness=pbr)
+        for key in _CARRIED:
+            if key in src:
+                setattr(mat, key, src[key])
+        b.g.materials.append(mat)
+
+
+def _add_mesh(b: _Builder, mesh: Mesh, skin: tuple[np.ndarray, np.ndarray] | None) -> int:
+    """One glTF mesh with a primitive per used material sharing the vertex attributes; returns its index."""
+    attrs = pygltflib.Attributes(
+        POSITION=b.accessor(mesh.vertices, _FLOAT, target=_ARRAY_BUFFER, minmax=True),
+        NORMAL=b.accessor(mesh.normals if mesh.normals is not None else mesh.vertex_normals(), _FLOAT, target=_ARRAY_BUFFER),
+    )
+    if mesh.uvs is not None:
+        attrs.TEXCOORD_0 = b.accessor(mesh.uvs, _FLOAT, target=_ARRAY_BUFFER)
+    if mesh.vertex_colors is not None:
+        attrs.COLOR_0 = b.accessor(mesh.vertex_colors, _FLOAT, target=_ARRAY_BUFFER)
+    if skin is not None:
+        joints, weights = skin
+        attrs.JOINTS_0 = b.accessor(joints, _UBYTE if joints.max() < 256 else _USHORT, target=_ARRAY_BUFFER)
+        attrs.WEIGHTS_0 = b.accessor(weights, _FLOAT, target=_ARRAY_BUFFER)
+    _add_materials(b, mesh)
+    index_type = _USHORT if mesh.num_vertices < 65536 else _UINT
+    prims = []
+    for mi in range(len(mesh.materials)):
+        faces = mesh.faces[mesh.face_materials == mi]
+        if len(faces):
+            idx = b.accessor(faces.reshape(-1), index_type, target=_ELEMENT_ARRAY_BUFFER)
+            prims.append(pygltflib.Primitive(attributes=attrs, indices=idx, material=mi, mode=4))
+    b.g.meshes.append(pygltflib.Mesh(name=mesh.name, primitives=prims))
+    return len(b.g.meshes) - 1
+
+
+def write_static_glb(path: str | Path, mesh: Mesh) -> Path:
+    """Write ``mesh`` (materials and textures kept) as a GLB file, atomically."""
+    b = _Builder()
+    m = _add_mesh(b, mesh, None)
+    b.g.nodes.append(pygltflib.Node(name=mesh.name, mesh=m))
+    b.g.scenes.append(pygltflib.Scene(nodes=[0]))
+    b.g.scene = 0
+    return b.finish(Path(path))
+
+
+def _check_skin_args(mesh: Mesh, nodes, rotations, translations, joints, weights, times_s, a2w):
+    nodes = np.asarray(nodes, dtype=np.float64)
+    R = np.asarray(rotations, dtype=np.float64)
+    d = np.asarray(translations, dtype=np.float64)
+    joints = np.asarray(joints)
+    weights = np.asarray(weights, dtype=np.float64)
+    times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    j, t, v = nodes.shape[0] if nodes.ndim == 2 else -1, times.shape[0], mesh.num_vertices
+    if nodes.ndim != 2 or nodes.shape[1] != 3 or j < 1:
+        raise ValueError(f"node_positions must have shape [J,3], got {list(nodes.shape)}")
+    if R.shape != (t, j, 3, 3):
+        raise ValueError(f"rotations must have shape [{t},{j},3,3], got {list(R.shape)}")
+    if d.shape != (t, j, 3):
+        raise ValueError(f"translations must have shape [{t},{j},3], got {list(d.shape)}")
+    if joints.ndim != 2 or joints.shape[0] != v or joints.shape[1] > 4 or weights.shape != joints.shape:
+        raise ValueError(f"joints and weights must have shape [{v},k] with k <= 4, got {list(joints.shape)}, {list(weights.shape)}")
+    if joints.min() < 0 or joints.max() >= j or j > 65535:
+        raise ValueError(f"joints must index the {j} nodes (at most 65535)")
+    if (weights < 0).any() or (weights.sum(1) <= 1e-12).any():
+        raise ValueError("weights must be >= 0 with every row summing to more than 0")
+    if t < 1 or (t > 1 and not (np.diff(times) > 0).all()):
+        raise ValueError("times_s must be non-empty and strictly increasing")
+    if a2w.shape != (4, 4) or abs(np.linalg.det(a2w[:3, :3])) < 1e-12:
+        raise ValueError("asset_to_world must be an invertible 4x4 matrix")
+    # project slightly-off rotations onto SO(3)
+    u, _, vt = np.linalg.svd(R)
+    fix = np.linalg.det(u @ vt) < 0
+    u[fix, :, -1] *= -1
+    R = u @ vt
+    pad = 4 - joints.shape[1]
+    joints = np.concatenate([joints, np.zeros((v, pad), dtype=joints.dtype)], 1)
+    weights = np.concatenate([weights, np.zeros((v, pad))], 1)
+    return nodes, R, d, joints.astype(np.int64), weights / weights.sum(1, keepdims=True), times
+
+
+def write_skinned_glb(
+    path: str | Path,
+    mesh: Mesh,
+    node_positions: np.ndarray,
+    rotations: np.ndarray,
+    translations: np.ndarray,
+    joints: np.ndarray,
+    weights: np.ndarray,
+    times_s: np.ndarray,
+    *,
+    asset_to_world: np.ndarray | None = None,
+    name: str = "motion4d",
+) -> Path:
+    """Write ``mesh`` skinned to a deformation graph and animated by its keyframes (see the module docstring).
+
+    Args:
+        path: the .glb file (written atomically).
+        mesh: the mesh in the asset's own coordinates, with its materials.
+        node_positions: [J,3] graph node rest positions (world).
+        rotations: [T,J,3,3] and translations: [T,J,3] keyframe transforms (world).
+        joints: [V,k] node indices and weights: [V,k] skin weights per vertex (k ≤ 4, rows normalised here).
+        times_s: [T] keyframe times in seconds, strictly increasing.
+        asset_to_world: [4,4] similarity from the asset's coordinates to the world (None: identity).
+        name: name of the animation and the root node.
+    """
+    a2w = np.eye(4) if asset_to_world is None else np.asarray(asset_to_world, dtype=np.float64)
+    nodes, R, d, joints, weights, times = _check_skin_args(mesh, node_positions, rotations, translations, joints, weights, times_s, a2w)
+    n_joints = nodes.shape[0]
+    b = _Builder()
+    m = _add_mesh(b, mesh, (joints, weights))
+    # node 0: the skinned mesh; node 1: the root (world → asset); nodes 2..: the joints
+    b.g.nodes.append(pygltflib.Node(name=mesh.name, mesh=m, skin=0))
+    w2a = np.linalg.inv(a2w)
+    b.g.nodes.append(pygltflib.Node(name=name, matrix=w2a.T.reshape(-1).tolist(), children=list(range(2, 2 + n_joints))))
+    for j in range(n_joints):
+        b.g.nodes.append(pygltflib.Node(name=f"node{j}", translation=nodes[j].tolist(), rotation=[0.0, 0.0, 0.0, 1.0]))
+    ibm = np.tile(np.eye(4), (n_joints, 1, 1))
+    ibm[:, :3, 3] = -nodes
+    ibm = ibm @ a2w  # T(−g_j) · A
+    ibm_acc = b.accessor(ibm.transpose(0, 2, 1).reshape(n_joints, 16), _FLOAT)
+    b.g.skins.append(pygltflib.Skin(joints=list(range(2, 2 + n_joints)), inverseBindMatrices=ibm_acc, skeleton=1))
+    b.g.scenes.append(pygltflib.Scene(nodes=[0, 1]))
+    b.g.scene = 0
+
+    quats = _rotmat_to_quat_xyzw(R)  # [T,J,4]
+    for f in range(1, quats.shape[0]):  # sign-continuous keyframes
+        flip = (quats[f] * quats[f - 1]).sum(-1) < 0
+        quats[f, flip] *= -1
+    t_acc = b.accessor(times, _FLOAT, minmax=True)
+    samplers, channels = [], []
+    for j in range(n_joints):
+        for path_name, values in (("translation", nodes[j] + d[:, j]), ("rotation", quats[:, j])):
+            samplers.append(pygltflib.AnimationSampler(input=t_acc, output=b.accessor(values, _FLOAT), interpolation="LINEAR"))
+            channels.append(pygltflib.AnimationChannel(sampler=len(samplers) - 1, target=pygltflib.AnimationChannelTarget(node=2 + j, path=path_name)))
+    b.g.animations.append(pygltflib.Animation(name=name, samplers=samplers, channels=channels))
+    b.g.extras = {"motion4d": json.dumps({"keyframes": int(times.shape[0]), "joints": n_joints})}
+    return b.finish(Path(path))
