@@ -6,7 +6,8 @@
     motion4d reconstruct DATA --out RUN [--model rotor4d|deform] ...    fit animated (4D) Gaussians to multi-view video
     motion4d evaluate RUN [--data DATA] [--split test]                 metrics JSON on stdout (3D or 4D runs, .m4d files)
     motion4d render RUN --out FILE.mp4|.gif [--orbit] [--view I]       a video over time
-    motion4d export RUN --format ply-sequence|m4d --out PATH           per-frame 3DGS PLYs, or one 4D file
+    motion4d export RUN --format ply-sequence|m4d|glb --out PATH       per-frame 3DGS PLYs, one 4D file, or an animated glTF
+    motion4d animate ASSET --driving DATA --out RUN                    animate a static mesh with a multi-view driving video
     motion4d demo [--out RUN]                                          reconstruct the built-in moving demo scene
 
 Logs go to stderr; stdout carries only results (JSON). User errors print one ``error: ...`` line
@@ -82,9 +83,28 @@ def _build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="export a run's model: per-frame PLYs or one .m4d file")
     x.add_argument("run", help="run folder or .m4d file")
-    x.add_argument("--format", required=True, choices=("ply-sequence", "m4d"), help="ply-sequence or m4d")
-    x.add_argument("--out", required=True, help="folder (ply-sequence) or file (m4d)")
+    x.add_argument("--format", required=True, choices=("ply-sequence", "m4d", "glb"), help="ply-sequence, m4d or glb (animate runs)")
+    x.add_argument("--out", required=True, help="folder (ply-sequence) or file (m4d, glb)")
     x.add_argument("--frames", type=int, default=24, help="ply-sequence: number of frames (default 24)")
+    x.add_argument("--duration", type=float, help="glb: animation length in seconds (default: keyframes / 16)")
+
+    a = sub.add_parser("animate", help="animate a static mesh (glTF/GLB, OBJ, PLY) with the motion of a multi-view driving video")
+    a.add_argument("asset", nargs="?", help="static asset file (default with --resume: the run's)")
+    a.add_argument("--driving", help="driving video dataset folder (D-NeRF format with 'time'; 'asset_to_world' places the asset)")
+    a.add_argument("--out", required=True, help="run folder to write")
+    a.add_argument("--preset", help="configuration preset (default, fast, tiny)")
+    a.add_argument("--iters", type=int, help="optimisation steps")
+    a.add_argument("--time-budget", type=float, help="stop training after this many seconds")
+    a.add_argument("--downscale", type=int, help="integer image downscale factor")
+    a.add_argument("--lambda-arap", type=float, help="ARAP weight: higher keeps the shape, lower follows the video (default 1)")
+    a.add_argument("--nodes", type=int, help="deformation-graph nodes (default 96)")
+    a.add_argument("--duration", type=float, help="length of the exported animation in seconds (default: frames / 16)")
+    a.add_argument("--background", type=_background, help="white, black or R,G,B in [0,1]")
+    a.add_argument("--resume", action="store_true", help="continue from the run's newest checkpoint")
+    a.add_argument("--device", help="cpu or cuda")
+    a.add_argument("--seed", type=int, help="random seed")
+    a.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a.add_argument("--video-frames", type=int, default=48, help="frames of the run's video (0: none; default 48)")
 
     d = sub.add_parser("demo", help="reconstruct the built-in moving demo scene with the 'demo' preset (a few min on CPU)")
     d.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
@@ -228,7 +248,7 @@ def _demo_model(requested: str | None) -> str:
 
 
 def _cmd_reconstruct(args, demo: bool) -> int:
-    from motion4d.pipelines.models import model_class
+    from motion4d.pipelines.models import RECONSTRUCT_KINDS, model_class
     from motion4d.pipelines.reconstruct import CONFIG_FILE, load_run_config, reconstruct
 
     out = Path(args.out)
@@ -238,6 +258,8 @@ def _cmd_reconstruct(args, demo: bool) -> int:
     config = _reconstruct_config(args, "demo" if demo else "default", saved)
     kind = args.model or (opts.model if opts else None)
     kind = _demo_model(kind) if demo else (kind or "rotor4d")
+    if kind not in RECONSTRUCT_KINDS + ("gaussians3d",):
+        raise ValueError(f"unknown model {kind!r}; choose from {', '.join(RECONSTRUCT_KINDS)}")
     model_class(kind)  # a clear error before any work
     if demo:
         from motion4d.data.synthetic import make_dynamic_demo_scene
@@ -273,10 +295,49 @@ def _cmd_render(args) -> int:
 
 
 def _cmd_export(args) -> int:
+    if args.format == "glb":
+        from motion4d.pipelines.animate import export_run_glb
+
+        path = export_run_glb(args.run, args.out, duration_s=args.duration)
+        print(json.dumps({"format": args.format, "out": str(path)}))
+        return 0
     from motion4d.pipelines.export_run import export_run
 
     path = export_run(args.run, args.format, args.out, frames=args.frames)
     print(json.dumps({"format": args.format, "out": str(path)}))
+    return 0
+
+
+def _cmd_animate(args) -> int:
+    from motion4d.optim.trainer_animate import AnimateConfig, preset
+    from motion4d.pipelines.animate import CONFIG_FILE, animate
+
+    out = Path(args.out)
+    saved = None
+    if args.resume and (out / CONFIG_FILE).is_file():
+        saved = json.loads((out / CONFIG_FILE).read_text())
+    config = AnimateConfig.from_dict(saved["animate"]) if (saved and args.preset is None) else preset(args.preset or "default")
+    overrides = {"iters": args.iters, "time_budget_s": args.time_budget, "lambda_arap": args.lambda_arap, "n_nodes": args.nodes,
+                 "background": args.background, "device": args.device, "seed": args.seed}  # fmt: skip
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.no_progress:
+        config = dataclasses.replace(config, progress=False)
+    for name, value, ok in (("--iters", config.iters, config.iters >= 0), ("--nodes", config.n_nodes, config.n_nodes >= 1),
+                            ("--lambda-arap", config.lambda_arap, config.lambda_arap >= 0),
+                            ("--time-budget", args.time_budget, args.time_budget is None or args.time_budget > 0),
+                            ("--downscale", args.downscale, args.downscale is None or args.downscale >= 1),
+                            ("--duration", args.duration, args.duration is None or args.duration > 0),
+                            ("--video-frames", args.video_frames, args.video_frames >= 0)):  # fmt: skip
+        if not ok:
+            raise ValueError(f"{name} out of range: {value}")
+    _check_device(config.device)
+    asset = args.asset or (saved or {}).get("asset")
+    driving = args.driving or ((saved or {}).get("data") or {}).get("root")
+    if asset is None or driving is None:
+        raise ValueError("animate needs an ASSET and --driving DATA (or --resume on an existing run)")
+    downscale = args.downscale if args.downscale is not None else ((saved or {}).get("data") or {}).get("downscale", 1)
+    report = animate(asset, driving, out, config, downscale=downscale, resume=args.resume, duration_s=args.duration, video_frames=args.video_frames)
+    print(json.dumps(dataclasses.asdict(report)))
     return 0
 
 
@@ -329,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_render(args)
         if args.command == "export":
             return _cmd_export(args)
+        if args.command == "animate":
+            return _cmd_animate(args)
         return _cmd_evaluate(args)
     except (DataError, ValueError, FileNotFoundError, NotADirectoryError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -62,8 +62,10 @@ class AnimateConfig(TrainConfig):
     """Nodes each vertex is bound to."""
     scale_factor: float = 0.7
     """In-plane size of the surface Gaussians relative to √(face area / Gaussians on it)."""
-    lr_sh0: float = 2.5e-3
-    """Learning rate of the Gaussians' colours (they absorb the driving video's lighting)."""
+    lr_sh0: float = 2e-2
+    """Learning rate of the Gaussians' colours: they absorb the driving video's lighting and shading (a
+    Cycles render of a light-grey material can look dark grey), quickly, so that motion is not used to
+    explain colour."""
     lr_opacities: float = 0.0
     """Learning rate of the opacity logits (0: the surface stays opaque)."""
     lr_rotation: float = 5e-3

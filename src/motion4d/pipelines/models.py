@@ -118,7 +118,7 @@ def _run_defaults(run: Path) -> dict:
         d = json.loads(path.read_text())
     except ValueError as e:
         raise DataError(f"{path}: not a valid run config ({e})") from None
-    config, data = d.get("reconstruct") or d.get("fit") or {}, d.get("data") or {}
+    config, data = d.get("reconstruct") or d.get("fit") or d.get("animate") or {}, d.get("data") or {}
     out = {"data_root": data.get("root"), "downscale": data.get("downscale"), "background": config.get("background")}
     return {k: v for k, v in out.items() if v is not None}
 

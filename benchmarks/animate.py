@@ -1,0 +1,114 @@
+"""Animate3D's task on real assets: a static glTF in its rest pose + its multi-view video → animated glTF.
+
+For each asset name it runs ``motion4d animate GLTF_ROOT/<Name>.glb --driving MULTIVIEW_ROOT/<name> --out
+RUNS/<name> --time-budget 60·M`` in a subprocess, reads the run's ``report.json`` and measures the exported
+``animation.glb`` against the truth, all in % of the ground truth's bounding-box diagonal, mean over vertices
+and the 16 frames:
+
+- ``vert.err``: per-vertex distance between the exported animation and the source asset's own animation
+  (evaluated by motion4d's glTF evaluator, which matches Blender's ``gt_vertices.npz`` to 0.06 % — see
+  ``benchmarks/gltf_check.py``). Vertices correspond exactly: the export keeps the asset's mesh, so each
+  exported vertex is matched to the source vertex at the same rest position.
+- ``rest``: the same for the un-animated rest pose (the error of not moving at all).
+- ``nn→gt``: the run's report — each exported vertex to the nearest ``gt_vertices.npz`` vertex.
+
+It also prints the Gaussians' PSNR on the held-out views and the minutes. Prints a table and writes JSON.
+
+    python benchmarks/animate.py /work/shared/data [--assets riggedfigure,cesiummilktruck,animatedmorphsphere]
+        [--minutes 10] [--preset default] [--lambda-arap X] [--runs /tmp/bench-animate]
+        [--json benchmarks/results/animate.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+GLTF_NAMES = {"riggedfigure": "RiggedFigure", "cesiummilktruck": "CesiumMilkTruck", "animatedmorphsphere": "AnimatedMorphSphere"}
+
+
+def per_vertex_error(asset: Path, run: Path, driving: Path) -> tuple[float, float]:
+    """(exported animation, rest pose) per-vertex error vs the asset's own animation, % of the gt diagonal."""
+    from motion4d.data.gltf import load_gltf
+    from motion4d.data.transforms import read_asset_to_world
+
+    src, out = load_gltf(asset), load_gltf(run / "animation.glb")
+    a2w = read_asset_to_world(driving)
+    a2w = np.eye(4) if a2w is None else a2w
+    gt = np.load(driving / "gt_vertices.npz")
+    times, gv = gt["times"].astype(np.float64), gt["vertices"].reshape(-1, 3)
+    diag = float(np.linalg.norm(gv.max(0) - gv.min(0)))
+    match = np.array([np.argmin(np.linalg.norm(src.mesh.vertices - p, axis=1)) for p in out.mesh.vertices])
+    if np.abs(src.mesh.vertices[match] - out.mesh.vertices).max() > 1e-4 * diag:
+        raise RuntimeError(f"{run}: exported rest pose does not match {asset}")
+    scale = abs(np.linalg.det(a2w[:3, :3])) ** (1 / 3)  # asset → world length factor
+    truth = src.vertices_at(times * src.duration)[:, match]
+    moved = out.vertices_at(times * out.duration)
+    err = float(np.linalg.norm(moved - truth, axis=-1).mean()) * scale
+    rest = float(np.linalg.norm(out.mesh.vertices[None] - truth, axis=-1).mean()) * scale
+    return 100 * err / diag, 100 * rest / diag
+
+
+def run_one(root: Path, name: str, out: Path, args) -> dict:
+    asset = root / "gltf" / f"{GLTF_NAMES.get(name, name)}.glb"
+    driving = root / "multiview" / name
+    cmd = [
+        sys.executable, "-m", "motion4d", "-q", "animate", str(asset), "--driving", str(driving), "--out", str(out),
+        "--preset", args.preset, "--time-budget", str(60.0 * args.minutes), "--no-progress", "--video-frames", "0",
+    ]  # fmt: skip
+    if args.lambda_arap is not None:
+        cmd += ["--lambda-arap", str(args.lambda_arap)]
+    if args.iters is not None:
+        cmd += ["--iters", str(args.iters)]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1], "wall_s": wall}
+    report = json.loads((out / "report.json").read_text())
+    keys = ("vertex_error_pct", "psnr", "ssim", "motion_amplitude", "n_gaussians", "n_nodes", "iters", "seconds", "duration_s")
+    err, rest = per_vertex_error(asset, out, driving)
+    return {**{k: report[k] for k in keys}, "per_vertex_error_pct": err, "rest_error_pct": rest, "wall_s": wall}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", help="data root holding gltf/ and multiview/ (e.g. /work/shared/data)")
+    ap.add_argument("--assets", default="riggedfigure,cesiummilktruck,animatedmorphsphere")
+    ap.add_argument("--minutes", type=float, default=10.0, help="training time budget per asset (default 10)")
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--iters", type=int, default=None, help="step count (default: the preset's)")
+    ap.add_argument("--lambda-arap", type=float, default=None)
+    ap.add_argument("--runs", default="/tmp/motion4d-bench-animate", help="folder for the run folders")
+    ap.add_argument("--json", default="benchmarks/results/animate.json", help="where to write the results")
+    args = ap.parse_args()
+
+    root = Path(args.root)
+    header = (f"{'asset':<22} {'vert.err %':>10} {'rest %':>7} {'nn→gt %':>8} {'PSNR':>6} {'SSIM':>6} {'motion':>7} {'N':>7} "
+              f"{'nodes':>5} {'steps':>6} {'min':>5}")  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for name in args.assets.split(","):
+        r = {"asset": name, **run_one(root, name, Path(args.runs) / name, args)}
+        rows.append(r)
+        if "error" in r:
+            print(f"{name:<22} error: {r['error']}", flush=True)
+            continue
+        nn = "n/a" if r["vertex_error_pct"] is None else f"{r['vertex_error_pct']:.2f}"
+        print(f"{name:<22} {r['per_vertex_error_pct']:10.2f} {r['rest_error_pct']:7.2f} {nn:>8} {r['psnr']:6.2f} {r['ssim']:6.3f} "
+              f"{r['motion_amplitude']:7.3f} {r['n_gaussians']:7d} {r['n_nodes']:5d} {r['iters']:6d} {r['wall_s'] / 60:5.1f}", flush=True)  # fmt: skip
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"minutes": args.minutes, "preset": args.preset, "runs": rows}, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Animate a static 3D asset with the motion of a multi-view driving video (Animate3D's static → 4D path).
+
+The asset's mesh is placed in the driving data's world (its JSON's ``asset_to_world``, else identity),
+covered with surface Gaussians coloured by its material, and bound to a deformation graph whose keyframe
+transforms are fitted to the driving images (:mod:`motion4d.optim.trainer_animate`). The run folder RUN holds
+``config.json``, ``checkpoints/``, ``model.m4d`` (the Gaussians + graph, reloadable by render / evaluate /
+export), ``asset.glb`` (the static asset, materials kept, in its own coordinates), ``animation.glb`` (the
+animated, skinned mesh: graph nodes as joints), ``video.mp4`` and ``report.json``. When the driving folder has
+``gt_vertices.npz`` (datasets rendered from an animated asset), the report includes the exported animation's
+vertex error against it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motion4d.atomic import atomic_write_text
+from motion4d.data.assets import load_asset
+from motion4d.data.errors import DataError
+from motion4d.data.gltf import GltfAsset, load_gltf
+from motion4d.data.mesh import Mesh
+from motion4d.data.transforms import available_splits, load_transforms, read_asset_to_world, scene_bounds
+from motion4d.export.gltf import write_skinned_glb, write_static_glb
+from motion4d.export.video import write_video
+from motion4d.gaussians.animated_mesh import MeshGaussians
+from motion4d.gaussians.deform_graph import skinning_weights
+from motion4d.gaussians.surface import sample_surface
+from motion4d.optim.motion import motion_amplitude
+from motion4d.optim.trainer_animate import PRESETS, AnimateConfig, AnimateTrainer
+from motion4d.pipelines.evaluate import evaluate_model
+from motion4d.pipelines.fit3d import eval_split
+from motion4d.pipelines.models import MODEL_FILE, ModelInfo, load_run_model, save_m4d
+from motion4d.pipelines.render_video import OrbitRig, render_over_time
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+ASSET_FILE = "asset.glb"
+ANIMATION_FILE = "animation.glb"
+VIDEO_FILE = "video.mp4"
+REPORT_FILE = "report.json"
+GT_VERTICES_FILE = "gt_vertices.npz"
+FRAMES_PER_SECOND = 16.0
+"""Default animation speed of exported glTF: 16 driving frames per second (a 16-frame clip lasts 1 s)."""
+
+
+@dataclass
+class AnimateReport:
+    """What ``report.json`` holds."""
+
+    psnr: float
+    """Mean PSNR (dB) of the Gaussians over the held-out driving images, each at its own time."""
+    ssim: float
+    """Mean SSIM over the same images."""
+    n_images: int
+    """Number of evaluation images."""
+    split: str
+    """The split evaluated ("test", else "val", else "train")."""
+    vertex_error_pct: float | None
+    """Mean distance from each vertex of the exported animation to the nearest vertex of ``gt_vertices.npz``
+    at the same time (averaged over vertices and frames), in % of the ground truth's bounding-box diagonal;
+    None without that file. One-sided because such files may hold extra geometry (RiggedFigure's has 42
+    vertices its glTF does not)."""
+    motion_amplitude: float
+    """Scale-free motion of the Gaussians (see :mod:`motion4d.optim.motion`)."""
+    n_gaussians: int
+    """Surface Gaussians."""
+    n_nodes: int
+    """Deformation-graph nodes (joints of the exported skin)."""
+    n_frames: int
+    """Keyframes (distinct driving times)."""
+    duration_s: float
+    """Length of the exported animation in seconds."""
+    seconds: float
+    """Training wall time (over resumed runs too)."""
+    iters: int
+    """Completed optimisation steps."""
+    stopped_by_budget: bool
+    """Whether the time budget ended training early."""
+    run: str
+    """The run folder."""
+
+
+def load_static_mesh(path: str | Path) -> Mesh:
+    """The static mesh of an asset file (glTF/GLB in its rest pose, OBJ, mesh PLY)."""
+    asset = load_asset(path)
+    return asset.mesh if isinstance(asset, GltfAsset) else asset
+
+
+def build_model(mesh_world: Mesh, frame_times: torch.Tensor, config: AnimateConfig) -> MeshGaussians:
+    """Surface Gaussians on ``mesh_world`` (coloured by its materials) bound to a fresh deformation graph."""
+    vertices = torch.from_numpy(mesh_world.vertices)
+    faces = torch.from_numpy(mesh_world.faces)
+    face_ids, bary = sample_surface(vertices, faces, config.n_init, generator=torch.Generator().manual_seed(config.seed))
+    colors = torch.from_numpy(mesh_world.colors_at(face_ids.numpy(), bary.numpy()))
+    return MeshGaussians.build(
+        vertices, faces, face_ids, bary, colors, frame_times,
+        n_nodes=config.n_nodes, n_neighbors=config.n_neighbors, skin_k=config.skin_k, scale_factor=config.scale_factor,
+    )  # fmt: skip
+
+
+def export_animation_glb(model: MeshGaussians, mesh: Mesh, asset_to_world: np.ndarray, path: str | Path, *, duration_s: float | None = None) -> Path:
+    """Write ``mesh`` (asset coordinates) skinned to ``model``'s graph and animated over its keyframes.
+
+    Skin weights are recomputed from the vertex positions (the same function of position the model uses),
+    so any vertex order or seam duplication of ``mesh`` gets the fitted motion. Keyframe time t is placed at
+    ``t × duration_s`` seconds (default: keyframes / 16 s).
+    """
+    graph = model.graph
+    duration = duration_s if duration_s is not None else graph.num_frames / FRAMES_PER_SECOND
+    if not duration > 0:
+        raise DataError(f"--duration must be > 0, got {duration}")
+    a2w = torch.from_numpy(np.asarray(asset_to_world, dtype=np.float64))
+    world = (torch.from_numpy(mesh.vertices).double() @ a2w[:3, :3].T + a2w[:3, 3]).to(graph.nodes.dtype)
+    joints, weights = skinning_weights(world, graph.nodes, model.skin_indices.shape[1])
+    with torch.no_grad():
+        R, d = graph.keyframe_transforms()
+    times = graph.frame_times.double() * duration
+    return write_skinned_glb(
+        path, mesh, graph.nodes.double().numpy(), R.detach().double().numpy(), d.detach().double().numpy(), joints.numpy(), weights.double().numpy(),
+        times.numpy(), asset_to_world=np.asarray(asset_to_world, dtype=np.float64),
+    )  # fmt: skip
+
+
+def vertex_error_pct(animation: str | Path, asset_to_world: np.ndarray, gt_path: str | Path, duration_s: float) -> float:
+    """Mean distance from the animation's vertices (re-read from the file, at ``t × duration_s``, mapped to
+    world) to the nearest ``gt_vertices.npz`` vertex (``vertices [T,V',3]`` world, ``times [T]``), in % of
+    the ground truth's bounding-box diagonal (see :attr:`AnimateReport.vertex_error_pct`)."""
+    try:
+        gt = np.load(gt_path)
+        gt_v, gt_t = np.asarray(gt["vertices"], dtype=np.float64), np.asarray(gt["times"], dtype=np.float64)
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"{gt_path}: not a gt_vertices file ({e})") from None
+    ours = load_gltf(animation).vertices_at(gt_t * duration_s)  # [T,V,3] asset coordinates
+    ours = ours @ asset_to_world[:3, :3].T + asset_to_world[:3, 3]
+    diag = float(np.linalg.norm(gt_v.reshape(-1, 3).max(0) - gt_v.reshape(-1, 3).min(0)))
+    errs = []
+    for a, b in zip(torch.from_numpy(ours), torch.from_numpy(gt_v)):
+        errs.append(float(torch.cdist(a, b).min(1).values.mean()))
+    return 100.0 * float(np.mean(errs)) / diag
+
+
+def animate(
+    asset: str | Path,
+    driving: str | Path,
+    out: str | Path,
+    config: AnimateConfig | None = None,
+    *,
+    downscale: int = 1,
+    resume: bool = False,
+    duration_s: float | None = None,
+    video_frames: int = 48,
+    fps: int = 24,
+) -> AnimateReport:
+    """Fit ``asset``'s motion to the multi-view video ``driving`` and write the run folder ``out``.
+
+    Args:
+        asset: static asset file (glTF/GLB, OBJ, mesh PLY).
+        driving: dataset folder (D-NeRF format, frames with ``time``; ``asset_to_world`` in its JSON places the asset).
+        out: run folder (created).
+        config: fit settings (default: the "default" preset).
+        downscale: integer image downscale factor.
+        resume: continue from the newest checkpoint in ``out/checkpoints``.
+        duration_s: length of the exported animation (default: keyframes / 16 s).
+        video_frames, fps: length and rate of ``video.mp4`` (0 frames: no video).
+    """
+    config = config if config is not None else PRESETS["default"]
+    out, driving = Path(out), Path(driving)
+    mesh = load_static_mesh(asset)
+    if "train" not in available_splits(driving):
+        raise DataError(f"{driving}: no training split (expected transforms_train.json)")
+    train = load_transforms(driving, "train", background=config.background, downscale=downscale)
+    if train.times is None:
+        raise DataError(f"{driving}: frames have no 'time' (the driving data must be a video)")
+    a2w = read_asset_to_world(driving)
+    a2w = np.eye(4) if a2w is None else a2w
+    world = mesh.transformed(a2w)
+    frame_times = torch.unique(train.times.double()).float()
+    model = build_model(world, frame_times, config)
+    center, radius = scene_bounds(train)
+    log.info("animate: %s (%d vertices, %d faces) → %d Gaussians, %d graph nodes; %d driving images over %d frames",
+             Path(asset).name, mesh.num_vertices, mesh.num_faces, len(model), model.graph.num_nodes, len(train), len(frame_times))  # fmt: skip
+
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = {"animate": config.to_dict(), "asset": str(Path(asset).resolve()), "data": {"root": str(driving.resolve()), "downscale": downscale}}
+    atomic_write_text(out / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
+    result = AnimateTrainer(config, model, train, float(radius), ckpt_dir=out / "checkpoints").train(resume=resume)
+    model = result.model.cpu().eval()
+
+    time_range = (float(frame_times[0]), float(frame_times[-1]))
+    rig = OrbitRig.from_views(train.viewmats, train.Ks[0], train.width, train.height, center)
+    extra = {"background": list(config.background), "orbit": asdict(rig), "data_root": str(driving.resolve()), "downscale": downscale,
+             "asset_to_world": a2w.tolist()}  # fmt: skip
+    save_m4d(model, out / MODEL_FILE, ModelInfo("mesh_gaussians", time_range, extra))
+    write_static_glb(out / ASSET_FILE, mesh)
+    duration = duration_s if duration_s is not None else model.graph.num_frames / FRAMES_PER_SECOND
+    export_animation_glb(model, mesh, a2w, out / ANIMATION_FILE, duration_s=duration)
+
+    split = eval_split(driving)
+    test = load_transforms(driving, split, background=config.background, downscale=downscale)
+    bg = torch.tensor(config.background, dtype=torch.float32)
+    with torch.no_grad():
+        metrics = evaluate_model(model, test, background=bg, backend=config.backend)
+        if video_frames > 0:
+            times = torch.linspace(*time_range, video_frames)
+            frames = render_over_time(model, rig.viewmats(video_frames), torch.tensor(rig.K, dtype=torch.float32), rig.width, rig.height, times,
+                                      background=config.background, backend=config.backend)  # fmt: skip
+            write_video(out / VIDEO_FILE, frames, fps)
+        amplitude = motion_amplitude(model, time_range)
+    gt_path = driving / GT_VERTICES_FILE
+    verr = vertex_error_pct(out / ANIMATION_FILE, a2w, gt_path, duration) if gt_path.is_file() else None
+    report = AnimateReport(
+        psnr=metrics.mean_psnr, ssim=metrics.mean_ssim, n_images=len(metrics.psnr), split=split, vertex_error_pct=verr,
+        motion_amplitude=amplitude, n_gaussians=len(model), n_nodes=model.graph.num_nodes, n_frames=model.graph.num_frames,
+        duration_s=duration, seconds=result.seconds, iters=result.steps, stopped_by_budget=result.stopped_by_budget, run=str(out),
+    )  # fmt: skip
+    atomic_write_text(out / REPORT_FILE, json.dumps(asdict(report), indent=2) + "\n")
+    log.info("animate: %s PSNR %.2f dB, vertex error %s, motion %.3f, %d steps in %.0f s", split, report.psnr,
+             "n/a" if verr is None else f"{verr:.2f} %", amplitude, report.iters, report.seconds)  # fmt: skip
+    return report
+
+
+def export_run_glb(run: str | Path, out: str | Path, *, duration_s: float | None = None) -> Path:
+    """``motion4d export RUN --format glb``: the animate run's mesh, skinned and animated, as one GLB file."""
+    run = Path(run)
+    model, info = load_run_model(run)
+    if not isinstance(model, MeshGaussians) or not run.is_dir() or not (run / ASSET_FILE).is_file():
+        raise DataError(f"{run}: --format glb needs an animate run folder (it holds the mesh, {ASSET_FILE}); "
+                        "for other runs use ply-sequence or m4d")  # fmt: skip
+    mesh = load_gltf(run / ASSET_FILE).mesh
+    a2w = np.asarray(info.extra.get("asset_to_world", np.eye(4).tolist()), dtype=np.float64)
+    path = export_animation_glb(model, mesh, a2w, out, duration_s=duration_s)
+    log.info("wrote %s (%d joints, %d keyframes)", path, model.graph.num_nodes, model.graph.num_frames)
+    return path
