@@ -2,22 +2,27 @@
 
 :func:`load_gltf` parses the file with pygltflib and decodes what an animated triangle mesh needs: every
 triangle primitive of every mesh node in the default scene, merged into one :class:`~motion4d.data.mesh.Mesh`
-(a :class:`~motion4d.data.mesh.Material` per glTF material, base-colour textures decoded), plus the scene
-graph, skins, morph targets and animations. :meth:`GltfAsset.vertices_at` evaluates the mesh's vertex
+(a :class:`~motion4d.data.mesh.Material` per glTF material used, base-colour textures decoded), plus the
+scene graph, skins, morph targets and animations. :meth:`GltfAsset.vertices_at` evaluates the mesh's vertex
 positions at any time, in scene coordinates, following the specification:
 
 - node animation: translation / rotation / scale channels with STEP, LINEAR (quaternions by slerp) and
-  CUBICSPLINE (Hermite with the stored tangents, quaternions renormalised) interpolation, times clamped to
-  each sampler's keyframes; **all animations play together** (older exports split one motion into many
-  single-channel animations);
-- morph targets: POSITION deltas weighted by the node's (animated) weights, else the mesh's default weights;
-- skinning: ``Σ_k w_k · world(joint_k) · inverseBind_k · p`` over JOINTS_0 / WEIGHTS_0; the skinned mesh
-  node's own transform is ignored, as the specification requires; non-skinned primitives use their node's
-  world matrix.
+  CUBICSPLINE (Hermite with the stored tangents) interpolation, times clamped to each sampler's keyframes
+  (:func:`~motion4d.data.gltf_anim.sample_channel`); **all animations play together** by default (older
+  exports split one motion into many single-channel animations), or a chosen subset;
+- morph targets: POSITION deltas weighted by the node's (animated) weights, else the node's / mesh's default
+  weights;
+- skinning: ``Σ_k w_k · world(joint_k) · inverseBind_k · p`` over JOINTS_0 / WEIGHTS_0 (weights renormalised
+  to sum 1); the skinned mesh node's own transform is ignored, as the specification requires; non-skinned
+  primitives use their node's world matrix.
 
-The *rest pose* (``GltfAsset.mesh``) is the scene evaluated with every node at its own, non-animated
-transform and morph weights at their defaults: what a viewer shows when no animation plays, which for the
-skinned assets here is the bind pose.
+**Rest pose** (``GltfAsset.mesh``): the scene with every node at its own, non-animated transform and morph
+weights at their defaults, skins evaluated with those joint matrices. This is what a viewer shows when no
+animation plays and what the animation's nodes are authored against; for a skin whose joints' rest
+transforms equal its inverse bind matrices it is the bind pose. Evaluating the skin (rather than taking the
+raw bind-space positions) keeps skinned and non-skinned primitives in the same scene coordinates even when
+the skeleton sits under a transformed node. The raw stored POSITION values are kept in
+``GltfAsset.bind_positions``.
 """
 
 from __future__ import annotations
@@ -26,107 +31,51 @@ import base64
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
+from urllib.parse import unquote
 
 import numpy as np
 import pygltflib
 
 from motion4d.data.errors import DataError
+from motion4d.data.gltf_anim import quat_xyzw_to_matrix, sample_channel, trs_matrices
 from motion4d.data.mesh import GREY, Material, Mesh
+
+__all__ = ["GltfAsset", "load_gltf", "quat_xyzw_to_matrix", "sample_channel"]
 
 log = logging.getLogger(__name__)
 
 _COMPONENT = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _NORM_DIV = {np.int8: 127.0, np.uint8: 255.0, np.int16: 32767.0, np.uint16: 65535.0}
+_SLOT = {"translation": 0, "rotation": 1, "scale": 2}
 
 
-# ---- small math ------------------------------------------------------------------------------
-def quat_xyzw_to_matrix(q: np.ndarray) -> np.ndarray:
-    """[...,3,3] rotation matrices of glTF quaternions ``q [...,4]`` (x, y, z, w; normalised here)."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
-    x, y, z, w = np.moveaxis(q, -1, 0)
-    return np.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], axis=-1).reshape(q.shape[:-1] + (3, 3))  # fmt: skip
+@dataclass
+class _Node:
+    matrix: np.ndarray | None  # [4,4] when the node stores a matrix instead of TRS
+    trs: tuple[np.ndarray, np.ndarray, np.ndarray]  # translation [3], rotation xyzw [4], scale [3]
+    weights: np.ndarray | None  # [W] default morph weights (node's, else its mesh's), or None
 
 
-def trs_matrix(t: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """4×4 matrix T·R·S of a translation [3], an xyzw quaternion [4] and a scale [3]."""
-    m = np.eye(4)
-    m[:3, :3] = quat_xyzw_to_matrix(r) * np.asarray(s, dtype=np.float64)[None, :]
-    m[:3, 3] = t
-    return m
-
-
-def _slerp(q0: np.ndarray, q1: np.ndarray, a: float) -> np.ndarray:
-    q0, q1 = q0 / np.linalg.norm(q0), q1 / np.linalg.norm(q1)
-    d = float(np.dot(q0, q1))
-    if d < 0:
-        q1, d = -q1, -d
-    if d > 0.9995:
-        q = q0 + a * (q1 - q0)
-        return q / np.linalg.norm(q)
-    theta = np.arccos(min(d, 1.0))
-    return (np.sin((1 - a) * theta) * q0 + np.sin(a * theta) * q1) / np.sin(theta)
-
-
-def sample_channel(times: np.ndarray, values: np.ndarray, interpolation: str, t: float, *, rotation: bool = False) -> np.ndarray:
-    """Value of an animation sampler at time ``t`` (clamped to its keyframes).
-
-    Args:
-        times: [K] increasing keyframe times (seconds).
-        values: [K,C] keyframe values, or [K,3,C] (in-tangent, value, out-tangent) for CUBICSPLINE.
-        interpolation: "STEP", "LINEAR" or "CUBICSPLINE".
-        rotation: values are xyzw quaternions (LINEAR uses slerp; results are normalised).
-    """
-    k = len(times)
-    cubic = interpolation == "CUBICSPLINE"
-    val = (lambda i: values[i, 1]) if cubic else (lambda i: values[i])
-    if k == 1 or t <= times[0]:
-        out = val(0)
-    elif t >= times[-1]:
-        out = val(k - 1)
-    else:
-        i = int(np.searchsorted(times, t, side="right")) - 1
-        dt = float(times[i + 1] - times[i])
-        a = (t - float(times[i])) / dt if dt > 0 else 0.0
-        if interpolation == "STEP":
-            out = values[i]
-        elif cubic:
-            p0, m0 = values[i, 1], values[i, 2] * dt
-            p1, m1 = values[i + 1, 1], values[i + 1, 0] * dt
-            a2, a3 = a * a, a * a * a
-            out = (2 * a3 - 3 * a2 + 1) * p0 + (a3 - 2 * a2 + a) * m0 + (-2 * a3 + 3 * a2) * p1 + (a3 - a2) * m1
-        elif rotation:
-            out = _slerp(values[i], values[i + 1], a)
-        else:
-            out = values[i] * (1 - a) + values[i + 1] * a
-    out = np.asarray(out, dtype=np.float64)
-    return out / max(np.linalg.norm(out), 1e-12) if rotation else out
-
-
-# ---- the asset --------------------------------------------------------------------------------
 @dataclass
 class _Primitive:
     node: int
-    mesh: int
     first_vertex: int
     positions: np.ndarray  # [n,3] float64, the primitive's own (bind-space) positions
-    targets: list[np.ndarray]  # [n,3] POSITION deltas per morph target
-    joints: np.ndarray | None  # [n,4] int (indices into the skin's joints)
-    weights: np.ndarray | None  # [n,4] float64
+    targets: np.ndarray | None  # [W,n,3] POSITION deltas per morph target
+    joints: np.ndarray | None  # [n,k] int (indices into the skin's joints)
+    weights: np.ndarray | None  # [n,k] float64, rows summing to 1
     skin: int | None
 
 
 @dataclass
 class _Channel:
+    animation: int
     node: int
     path: str  # translation | rotation | scale | weights
-    times: np.ndarray
-    values: np.ndarray
+    times: np.ndarray  # [K]
+    values: np.ndarray  # [K,C] or [K,3,C] (CUBICSPLINE)
     interpolation: str
 
 
@@ -137,73 +86,98 @@ class GltfAsset:
     path: Path
     """The file."""
     mesh: Mesh
-    """Every triangle primitive of the default scene in the rest pose, scene coordinates."""
+    """Every triangle primitive of the default scene in the rest pose (module docstring), scene coordinates."""
     duration: float
     """Seconds: the latest keyframe time over all animations (0 without animation)."""
     num_animations: int
-    """Animations in the file (all play together)."""
-    bind_positions: np.ndarray = field(repr=False, default=None)
+    """Animations in the file (by default all play together)."""
+    bind_positions: np.ndarray
     """[V,3] the primitives' stored POSITION values (bind space for skinned ones), before any transform."""
-    _nodes: list = field(repr=False, default_factory=list)
-    _parents: np.ndarray = field(repr=False, default=None)
-    _order: list = field(repr=False, default_factory=list)
-    _prims: list = field(repr=False, default_factory=list)
-    _skins: list = field(repr=False, default_factory=list)
-    _channels: list = field(repr=False, default_factory=list)
-    _mesh_weights: dict = field(repr=False, default_factory=dict)
+    animation_names: list[str] = field(default_factory=list)
+    """Name of each animation (``animation<i>`` where the file has none)."""
+    _nodes: list[_Node] = field(repr=False, default_factory=list)
+    _parents: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))
+    _order: list[int] = field(repr=False, default_factory=list)
+    _prims: list[_Primitive] = field(repr=False, default_factory=list)
+    _skins: list[tuple[np.ndarray, np.ndarray]] = field(repr=False, default_factory=list)
+    _channels: list[_Channel] = field(repr=False, default_factory=list)
 
-    def _local(self, time_s: float | None) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
-        trs = [list(n) for n in self._nodes]  # [matrix or None, t, r, s, weights]
-        for ch in self._channels if time_s is not None else ():
-            v = sample_channel(ch.times, ch.values, ch.interpolation, time_s, rotation=ch.path == "rotation")
-            slot = {"translation": 1, "rotation": 2, "scale": 3, "weights": 4}[ch.path]
-            trs[ch.node][slot] = v
-            if slot < 4:
-                trs[ch.node][0] = None  # an animated node uses TRS
-        mats = [m if m is not None else trs_matrix(t, r, s) for m, t, r, s, _ in trs]
-        weights = {i: np.asarray(n[4], dtype=np.float64) for i, n in enumerate(trs) if n[4] is not None}
-        return mats, weights
-
-    def _world(self, local: list[np.ndarray]) -> list[np.ndarray]:
-        world: list[np.ndarray | None] = [None] * len(local)
+    def _pose(self, ts: np.ndarray | None, animations: Sequence[int] | None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """World matrices [T,N,4,4] and morph weights {node: [T,W]} at times ``ts [T]`` (None: rest, T=1)."""
+        n_t = 1 if ts is None else len(ts)
+        chosen = [] if ts is None else [c for c in self._channels if animations is None or c.animation in animations]
+        animated: dict[int, list[np.ndarray]] = {}
+        weights = {i: np.broadcast_to(n.weights, (n_t, len(n.weights))) for i, n in enumerate(self._nodes) if n.weights is not None}
+        for c in chosen:
+            v = sample_channel(c.times, c.values, c.interpolation, ts, c.path)
+            if c.path == "weights":
+                weights[c.node] = v
+            else:
+                trs = animated.setdefault(c.node, [np.broadcast_to(a, (n_t, len(a))) for a in self._nodes[c.node].trs])
+                trs[_SLOT[c.path]] = v
+        local = np.empty((n_t, len(self._nodes), 4, 4))
+        for i, node in enumerate(self._nodes):
+            if i in animated:  # an animated node uses TRS (the spec forbids a matrix there)
+                local[:, i] = trs_matrices(*animated[i])
+            else:
+                local[:, i] = node.matrix if node.matrix is not None else trs_matrices(*node.trs)
+        world = local.copy()
         for i in self._order:
             p = self._parents[i]
-            world[i] = local[i] if p < 0 else world[p] @ local[i]
-        return world
+            if p >= 0:
+                world[:, i] = world[:, p] @ local[:, i]
+        return world, weights
 
-    def node_world_matrices(self, time_s: float | None) -> list[np.ndarray]:
-        """4×4 world matrix of every node at ``time_s`` seconds (None: no animation)."""
-        return self._world(self._local(time_s)[0])
+    def node_world_matrices(self, time_s: float | np.ndarray | None = None, animations: Sequence[int] | None = None) -> np.ndarray:
+        """World matrix of every node: [N,4,4] for a time in seconds or None (rest pose), [T,N,4,4] for [T] times.
 
-    def _evaluate(self, time_s: float | None) -> np.ndarray:
-        local, weights = self._local(time_s)
-        world = self._world(local)
-        out = np.empty((self.mesh.num_vertices, 3), dtype=np.float64)
+        ``animations``: indices of the animations to play (None: all together)."""
+        if time_s is None:
+            return self._pose(None, None)[0][0]
+        ts = np.asarray(time_s, dtype=np.float64)
+        world = self._pose(ts.reshape(-1), animations)[0]
+        return world[0] if ts.ndim == 0 else world
+
+    def _evaluate(self, ts: np.ndarray | None, animations: Sequence[int] | None) -> np.ndarray:
+        world, weights = self._pose(ts, animations)
+        n_t = world.shape[0]
+        out = np.empty((n_t, self.bind_positions.shape[0], 3))
         for pr in self._prims:
-            p = pr.positions
-            if pr.targets:
-                w = weights.get(pr.node, self._mesh_weights.get(pr.mesh))
-                if w is not None:
-                    p = p + sum(float(wk) * tk for wk, tk in zip(w, pr.targets))
-            n = p.shape[0]
-            ph = np.concatenate([p, np.ones((n, 1))], axis=1)
-            if pr.skin is not None:
-                joints, ibm = self._skins[pr.skin]
-                skin_m = np.stack([world[j] @ ibm[k] for k, j in enumerate(joints)])  # [J,4,4]
-                blended = np.einsum("nk,nkab->nab", pr.weights, skin_m[pr.joints])
-                q = np.einsum("nab,nb->na", blended, ph)[:, :3]
-            else:
-                q = ph @ world[pr.node].T
-                q = q[:, :3]
-            out[pr.first_vertex : pr.first_vertex + n] = q
+            n = len(pr.positions)
+            p = np.broadcast_to(pr.positions, (n_t, n, 3))
+            w = weights.get(pr.node)
+            if pr.targets is not None and w is not None:
+                k = min(w.shape[1], len(pr.targets))
+                p = p + np.einsum("tw,wnc->tnc", w[:, :k], pr.targets[:k])
+            ph = np.concatenate([p, np.ones((n_t, n, 1))], axis=2)  # [T,n,4]
+            sl = slice(pr.first_vertex, pr.first_vertex + n)
+            if pr.skin is None:
+                out[:, sl] = np.einsum("tab,tnb->tna", world[:, pr.node, :3], ph)
+                continue
+            joints, ibm = self._skins[pr.skin]
+            skin_m = world[:, joints] @ ibm  # [T,J,4,4]
+            for f in range(n_t):  # per time, vectorised over vertices and influences
+                acc = np.zeros((n, 3))
+                for k in range(pr.joints.shape[1]):
+                    acc += pr.weights[:, k, None] * np.einsum("nab,nb->na", skin_m[f, pr.joints[:, k], :3], ph[f])
+                out[f, sl] = acc
         return out
 
-    def vertices_at(self, time_s: float | np.ndarray) -> np.ndarray:
-        """Vertex positions of :attr:`mesh` at ``time_s`` seconds: [V,3], or [T,V,3] for an array of T times."""
+    def vertices_at(self, time_s: float | np.ndarray, animations: Sequence[int] | None = None) -> np.ndarray:
+        """Scene-coordinate positions of :attr:`mesh`'s vertices at ``time_s`` seconds (float32).
+
+        Args:
+            time_s: a time, or [T] times; each is clamped per sampler to its keyframes.
+            animations: indices of the animations to play (None: all together).
+
+        Returns:
+            [V,3] for a scalar time, [T,V,3] for an array.
+        """
         ts = np.asarray(time_s, dtype=np.float64)
-        if ts.ndim == 0:
-            return self._evaluate(float(ts)).astype(np.float32)
-        return np.stack([self._evaluate(float(t)) for t in ts.reshape(-1)]).astype(np.float32)
+        if not np.isfinite(ts).all():
+            raise ValueError("time_s must be finite")
+        out = self._evaluate(ts.reshape(-1), animations).astype(np.float32)
+        return out[0] if ts.ndim == 0 else out
 
 
 # ---- reading ----------------------------------------------------------------------------------
@@ -228,7 +202,7 @@ class _Reader:
             except (IndexError, ValueError) as e:
                 raise self.fail(f"bad data URI ({e})") from None
         root = self.path.parent.resolve()
-        target = (root / uri).resolve()
+        target = (root / unquote(uri)).resolve()
         if root != target and root not in target.parents:
             raise self.fail(f"buffer/image URI {uri!r} points outside the asset's folder")
         try:
@@ -343,55 +317,81 @@ class _Reader:
 
 
 def _triangles(mode: int, idx: np.ndarray) -> np.ndarray | None:
+    """[F,3] triangles of a primitive's index list ``idx [n]`` for mode 4 / 5 (strip) / 6 (fan); None otherwise."""
     if mode == 4:
         return idx[: len(idx) // 3 * 3].reshape(-1, 3)
-    if mode == 5:  # strip
-        tris = [(idx[i], idx[i + 1], idx[i + 2]) if i % 2 == 0 else (idx[i + 1], idx[i], idx[i + 2]) for i in range(len(idx) - 2)]
-        return np.asarray(tris, dtype=np.int64).reshape(-1, 3)
-    if mode == 6:  # fan
-        return np.asarray([(idx[0], idx[i], idx[i + 1]) for i in range(1, len(idx) - 1)], dtype=np.int64).reshape(-1, 3)
-    return None
+    if mode not in (5, 6):
+        return None
+    i = np.arange(max(len(idx) - 2, 0))
+    if mode == 5:  # strip: every other triangle flipped to keep the winding
+        odd = i % 2 == 1
+        tri = np.stack([np.where(odd, idx[i + 1], idx[i]), np.where(odd, idx[i], idx[i + 1]), idx[i + 2]], axis=1)
+    else:  # fan around the first index
+        tri = np.stack([np.full(len(i), idx[0] if len(idx) else 0), idx[i + 1], idx[i + 2]], axis=1)
+    keep = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])  # restarts / degenerate
+    return tri[keep]
 
 
 def load_gltf(path: str | Path) -> GltfAsset:
-    """Read a .glb / .gltf file (see the module docstring); problems raise a one-line DataError naming it."""
+    """Read a .glb / .gltf file (see the module docstring); problems raise a one-line DataError naming it.
+
+    External buffers and images are read relative to the file and must stay inside its folder; ``data:``
+    URIs are decoded. A missing or undecodable base-colour image gives a grey material (or the material's
+    colour factor) and a warning; points / lines primitives are skipped with a warning."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     r = _Reader(path)
-    g = r.g
     try:
-        return _build(r, g, path)
+        return _build(r, r.g, path)
     except DataError:
         raise
     except (IndexError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise DataError(f"{path}: malformed glTF ({type(e).__name__}: {e})") from None
 
 
-def _build(r: _Reader, g: pygltflib.GLTF2, path: Path) -> GltfAsset:
+def _scene_graph(g: pygltflib.GLTF2) -> tuple[np.ndarray, list[int], set[int]]:
+    """Parents [N] (-1: root), every node parents-first, and the default scene's nodes."""
     n = len(g.nodes)
     parents = np.full(n, -1, dtype=np.int64)
     for i, node in enumerate(g.nodes):
         for c in node.children or []:
             parents[c] = i
-    scene = g.scenes[g.scene or 0].nodes if g.scenes else [i for i in range(n) if parents[i] < 0]
-    order: list[int] = []
-    stack = list(reversed(scene))
-    while stack:  # depth-first, parents before children
-        i = stack.pop()
-        order.append(i)
-        stack.extend(reversed(g.nodes[i].children or []))
+
+    def walk(roots: list[int]) -> list[int]:
+        out, stack = [], list(reversed(roots))
+        while stack:
+            i = stack.pop()
+            out.append(i)
+            stack.extend(reversed(g.nodes[i].children or []))
+        return out
+
+    in_scene = set(walk(list(g.scenes[g.scene or 0].nodes or []) if g.scenes else [i for i in range(n) if parents[i] < 0]))
+    order = walk([i for i in range(n) if parents[i] < 0])
+    if len(order) != n:
+        raise DataError("the node hierarchy has a cycle or a node with two parents")
+    return parents, order, in_scene
+
+
+def _build(r: _Reader, g: pygltflib.GLTF2, path: Path) -> GltfAsset:
+    try:
+        parents, order, in_scene = _scene_graph(g)
+    except DataError as e:
+        raise r.fail(str(e)) from None
     nodes = []
     for node in g.nodes:
         matrix = np.asarray(node.matrix, dtype=np.float64).reshape(4, 4).T if node.matrix else None
-        t = np.asarray(node.translation or (0, 0, 0), dtype=np.float64)
-        q = np.asarray(node.rotation or (0, 0, 0, 1), dtype=np.float64)
-        s = np.asarray(node.scale or (1, 1, 1), dtype=np.float64)
-        nodes.append((matrix, t, q, s, getattr(node, "weights", None)))
+        trs = (np.asarray(node.translation or (0, 0, 0), dtype=np.float64), np.asarray(node.rotation or (0, 0, 0, 1), dtype=np.float64),
+               np.asarray(node.scale or (1, 1, 1), dtype=np.float64))  # fmt: skip
+        w = getattr(node, "weights", None) or (getattr(g.meshes[node.mesh], "weights", None) if node.mesh is not None else None)
+        nodes.append(_Node(matrix, trs, np.asarray(w, dtype=np.float64) if w else None))
     skins = []
     for sk in g.skins:
-        ibm = r.accessor(sk.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1) if sk.inverseBindMatrices is not None else np.tile(np.eye(4), (len(sk.joints), 1, 1))
-        skins.append((list(sk.joints), ibm))
+        joints = np.asarray(sk.joints, dtype=np.int64)
+        ibm = r.accessor(sk.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1) if sk.inverseBindMatrices is not None else np.tile(np.eye(4), (len(joints), 1, 1))
+        if len(ibm) != len(joints):
+            raise r.fail(f"skin has {len(joints)} joints but {len(ibm)} inverse bind matrices")
+        skins.append((joints, ibm))
 
     materials: list[Material] = []
     mat_slot: dict = {}
@@ -400,7 +400,7 @@ def _build(r: _Reader, g: pygltflib.GLTF2, path: Path) -> GltfAsset:
     any_uv = any_color = False
     for i in order:
         node = g.nodes[i]
-        if node.mesh is None:
+        if node.mesh is None or i not in in_scene:
             continue
         for prim in g.meshes[node.mesh].primitives:
             mode = 4 if prim.mode is None else prim.mode
@@ -412,18 +412,23 @@ def _build(r: _Reader, g: pygltflib.GLTF2, path: Path) -> GltfAsset:
             if tri is None:
                 log.warning("%s: skipping a primitive of mode %d (points/lines)", path, mode)
                 continue
-            if len(tri) and (tri.max() >= len(pos) or tri.min() < 0):
+            if len(tri) == 0:
+                continue
+            if tri.max() >= len(pos) or tri.min() < 0:
                 raise r.fail("triangle indices out of range")
             used, tri = np.unique(tri, return_inverse=True)  # keep the vertices this primitive uses
             tri = tri.reshape(-1, 3)
             pos = pos[used]
-            targets = [r.accessor(t["POSITION"])[used, :3] for t in (prim.targets or []) if t.get("POSITION") is not None]
+            deltas = [r.accessor(t["POSITION"])[used, :3] for t in (prim.targets or []) if t.get("POSITION") is not None]
             skinned = node.skin is not None and prim.attributes.JOINTS_0 is not None and prim.attributes.WEIGHTS_0 is not None
-            joints = r.accessor(prim.attributes.JOINTS_0)[used].astype(np.int64) if skinned else None
-            weights = r.accessor(prim.attributes.WEIGHTS_0)[used].astype(np.float64) if skinned else None
-            if weights is not None:
+            joints = weights = None
+            if skinned:
+                joints = r.accessor(prim.attributes.JOINTS_0)[used].astype(np.int64)
+                weights = r.accessor(prim.attributes.WEIGHTS_0)[used].astype(np.float64)
+                if joints.max(initial=0) >= len(skins[node.skin][0]):
+                    raise r.fail(f"JOINTS_0 indexes beyond the {len(skins[node.skin][0])} joints of skin {node.skin}")
                 weights = weights / np.maximum(weights.sum(1, keepdims=True), 1e-12)
-            prims.append(_Primitive(i, node.mesh, count, pos, targets, joints, weights, node.skin if skinned else None))
+            prims.append(_Primitive(i, count, pos, np.stack(deltas) if deltas else None, joints, weights, node.skin if skinned else None))
             if prim.material not in mat_slot:
                 mat_slot[prim.material] = len(materials)
                 materials.append(r.material(prim.material))
@@ -436,31 +441,29 @@ def _build(r: _Reader, g: pygltflib.GLTF2, path: Path) -> GltfAsset:
             uvs.append(uv if uv is not None else np.zeros((len(pos), 2)))
             colors.append(col if col is not None else np.ones((len(pos), 3)))
             count += len(pos)
-    if not prims or sum(len(f) for f in faces) == 0:
+    if not prims:
         raise r.fail("no triangles in the default scene")
     channels, duration = [], 0.0
-    for anim in g.animations:
+    for a, anim in enumerate(g.animations):
         for ch in anim.channels:
-            if ch.target.node is None or ch.target.path not in ("translation", "rotation", "scale", "weights"):
-                continue
             s = anim.samplers[ch.sampler]
             times = r.accessor(s.input)[:, 0]
+            if len(times):
+                duration = max(duration, float(times.max()))
+            if ch.target.node is None or ch.target.path not in ("translation", "rotation", "scale", "weights") or not len(times):
+                continue
             values = r.accessor(s.output)
             interp = s.interpolation or "LINEAR"
             k = len(times)
-            if ch.target.path == "weights":
-                values = values.reshape(k * (3 if interp == "CUBICSPLINE" else 1), -1)
-            if interp == "CUBICSPLINE":
-                values = values.reshape(k, 3, -1)
-            elif len(values) != k:
-                raise r.fail(f"animation sampler has {k} times but {len(values)} values")
-            channels.append(_Channel(ch.target.node, ch.target.path, times, values, interp))
-            duration = max(duration, float(times[-1]) if k else 0.0)
-    mesh_weights = {i: np.asarray(m.weights, dtype=np.float64) for i, m in enumerate(g.meshes) if getattr(m, "weights", None)}
+            values = values.reshape(k, 3, -1) if interp == "CUBICSPLINE" else values.reshape(k, -1)
+            if np.any(np.diff(times) < 0):
+                raise r.fail(f"animation {a}: keyframe times decrease")
+            channels.append(_Channel(a, ch.target.node, ch.target.path, times, values, interp))
     bind = np.concatenate([p.positions for p in prims])
-    asset = GltfAsset(path, Mesh(bind, np.concatenate(faces), name=path.stem), duration, len(g.animations), bind, nodes, parents, order,
-                      prims, skins, channels, mesh_weights)  # fmt: skip
-    rest = asset._evaluate(None)
+    names = [anim.name or f"animation{a}" for a, anim in enumerate(g.animations)]
+    asset = GltfAsset(path, Mesh(bind, np.concatenate(faces), name=path.stem), duration, len(g.animations), bind, names, nodes, parents, order,
+                      prims, skins, channels)  # fmt: skip
+    rest = asset._evaluate(None, None)[0]
     asset.mesh = Mesh(
         rest, np.concatenate(faces), uvs=np.concatenate(uvs) if any_uv else None, vertex_colors=np.concatenate(colors) if any_color else None,
         materials=materials, face_materials=np.concatenate(face_mats), name=path.stem,
