@@ -51,6 +51,11 @@ def nn_distances(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> tuple[np.nd
     return ab.numpy(), ba.numpy()
 
 
+def to_world(points: np.ndarray, asset_to_world: np.ndarray) -> np.ndarray:
+    """``points [...,3]`` mapped by the 4×4 ``asset_to_world`` (float64)."""
+    return points.astype(np.float64) @ asset_to_world[:3, :3].T + asset_to_world[:3, 3]
+
+
 def compare(ours: np.ndarray, gt: np.ndarray, rest: np.ndarray, diag: float) -> dict:
     """Distances (% of ``diag``) between ``ours [T,V,3]`` and ``gt [T,V',3]``; ``rest [V,3]`` as a baseline."""
     fwd, bwd, rest_nn = [], [], []
@@ -89,12 +94,11 @@ def main() -> int:
         gt, t01 = npz["vertices"].astype(np.float64), npz["times"].astype(np.float64)
         frames_s = npz["frames"] / BLENDER_FPS if "frames" in npz else t01 * asset.duration
         diag = float(np.linalg.norm(gt.reshape(-1, 3).max(0) - gt.reshape(-1, 3).min(0)))
-        to_world = lambda p: p.astype(np.float64) @ a2w[:3, :3].T + a2w[:3, 3]  # noqa: E731
-        rest = to_world(asset.mesh.vertices)
+        rest = to_world(asset.mesh.vertices, a2w)
         variants = {"all anims, t x duration": (t01 * asset.duration, None), "all anims, Blender frames": (frames_s, None),
                     "first anim, Blender frames": (frames_s, [0])}  # fmt: skip
         for variant, (seconds, animations) in variants.items():
-            ours = to_world(asset.vertices_at(seconds, animations=animations))
+            ours = to_world(asset.vertices_at(seconds, animations=animations), a2w)
             row = {"asset": name, "variant": variant, "vertices": asset.mesh.num_vertices, "gt_vertices": gt.shape[1],
                    "duration_s": asset.duration, "num_animations": asset.num_animations,
                    "seconds_last_frame": float(seconds[-1]), **compare(ours, gt, rest, diag)}  # fmt: skip

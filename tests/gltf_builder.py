@@ -26,7 +26,7 @@ class GltfBuilder:
         """Accessor of ``array`` ([count] or [count,width]); component 5126 float32, 5123 uint16, 5121 uint8."""
         dtype = {5126: np.float32, 5123: np.uint16, 5121: np.uint8, 5125: np.uint32}[component]
         a = np.ascontiguousarray(array, dtype=dtype)
-        count = a.shape[0] if type_ != "MAT4" else a.shape[0]
+        count = a.shape[0]
         acc = pygltflib.Accessor(bufferView=self.view(a.tobytes()), componentType=component, count=count, type=type_)
         if type_ in ("VEC3", "SCALAR") and component == 5126:
             flat = a.reshape(count, -1)

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import unquote
 
 import numpy as np
@@ -186,7 +186,7 @@ class _Reader:
         self.path = path
         try:
             self.g = pygltflib.GLTF2().load(str(path))
-        except Exception as e:  # pygltflib raises many kinds on malformed files
+        except Exception as e:  # noqa: BLE001 - pygltflib raises many kinds on malformed files
             raise DataError(f"{path}: not a readable glTF/GLB file ({type(e).__name__}: {e})") from None
         if self.g is None:
             raise DataError(f"{path}: not a readable glTF/GLB file")
@@ -286,7 +286,7 @@ class _Reader:
         except DataError as e:
             log.warning("%s; using a grey material", e)
             return None
-        except Exception as e:  # undecodable image
+        except Exception as e:  # noqa: BLE001 - imageio raises many kinds on undecodable images
             log.warning("%s: image %d cannot be decoded (%s); using a grey material", self.path, index, e)
             return None
         if pixels.ndim == 2:
