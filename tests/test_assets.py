@@ -9,7 +9,7 @@ import torch
 from plyfile import PlyData, PlyElement
 from test_gltf import box_asset
 
-from motion4d.data.assets import load_asset
+from motion4d.data.assets import load_asset, load_mesh
 from motion4d.data.errors import DataError
 from motion4d.data.gltf import GltfAsset
 from motion4d.data.mesh import GREY, Mesh
@@ -95,6 +95,8 @@ def test_splat_ply_gives_gaussians(tmp_path):
     gs = load_asset(tmp_path / "splat.ply")
     assert isinstance(gs, Gaussians3D)
     assert torch.allclose(gs.means, means) and torch.allclose(gs.opacities, opac, atol=1e-6) and torch.allclose(gs.sh, sh)
+    with pytest.raises(DataError, match="splat.ply: a 3D Gaussian splat PLY, not a mesh"):
+        load_mesh(tmp_path / "splat.ply")
     bad = np.zeros(3, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("f_dc_0", "f4"), ("opacity", "f4")])
     PlyData([PlyElement.describe(bad, "vertex")]).write(str(tmp_path / "half.ply"))
     with pytest.raises(DataError, match="half.ply: not a 3DGS PLY"):
@@ -105,6 +107,7 @@ def test_gltf_through_load_asset_and_face_limit(tmp_path):
     path = box_asset(tmp_path / "box.glb")
     asset = load_asset(path)
     assert isinstance(asset, GltfAsset) and asset.mesh.num_faces == 12
+    assert np.array_equal(load_mesh(path).vertices, asset.mesh.vertices)
     with pytest.raises(DataError, match="decimate") as e:
         load_asset(path, max_faces=11)
     assert str(e.value).startswith(str(path))

@@ -152,6 +152,16 @@ def test_morph_targets_and_two_animations_play_together(tmp_path, name):
     assert np.allclose(only_morph, rest + [[0, 0, 2.0], [0, 0, 0], [0, 0, 0]], atol=1e-6)
 
 
+def test_node_morph_weights_override_the_mesh_defaults(tmp_path):
+    path = morph_asset(tmp_path / "m.gltf")
+    meta = json.loads(path.read_text())
+    meta["nodes"][0]["weights"] = [0.25]  # pygltflib cannot write this: edit the JSON
+    meta["animations"] = []
+    path.write_text(json.dumps(meta))
+    asset = load_gltf(path)
+    assert asset.duration == 0.0 and np.allclose(asset.vertices_at(3.0)[0], [0, 0, 0.5]) and np.allclose(asset.mesh.vertices[0], [0, 0, 0.5])
+
+
 # ---- 2-joint skinned strip ----------------------------------------------------------------------
 STRIP = np.array([[x, y, 0.0] for x in np.linspace(0, 2, 5) for y in (0.0, 0.2)])
 STRIP_FACES = [[2 * i, 2 * i + 2, 2 * i + 1] for i in range(4)] + [[2 * i + 1, 2 * i + 2, 2 * i + 3] for i in range(4)]

@@ -103,3 +103,14 @@ def load_asset(path: str | Path, *, max_faces: int = MAX_FACES) -> GltfAsset | M
     if "vertex" in ply and is_splat_ply(set(ply["vertex"].data.dtype.names or ())):
         return Gaussians3D.from_activated(**load_ply(path))
     return check_mesh(_mesh_from_ply(ply, path), path, max_faces)
+
+
+def load_mesh(path: str | Path, *, max_faces: int = MAX_FACES) -> Mesh:
+    """The static mesh of an asset file: a glTF/GLB's rest-pose :attr:`GltfAsset.mesh`, an OBJ or a mesh PLY.
+
+    A 3D Gaussian splat PLY (no surface to animate) and every other problem raise a one-line DataError naming the file.
+    """
+    asset = load_asset(path, max_faces=max_faces)
+    if isinstance(asset, Gaussians3D):
+        raise DataError(f"{path}: a 3D Gaussian splat PLY, not a mesh (use a glTF/GLB, OBJ or a PLY with faces)")
+    return asset.mesh if isinstance(asset, GltfAsset) else asset

@@ -28,7 +28,9 @@ the skeleton sits under a transformed node. The raw stored POSITION values are k
 from __future__ import annotations
 
 import base64
+import json
 import logging
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,6 +318,19 @@ class _Reader:
         return Material(color, texture, m.name or f"material{index}", extras)
 
 
+def _node_weights(path: Path) -> dict[int, list[float]]:
+    """``{node: weights}`` from the file's JSON: pygltflib drops ``node.weights`` (per-node morph defaults)."""
+    try:
+        data = path.read_bytes()
+        if data[:4] == b"glTF":
+            length = struct.unpack_from("<I", data, 12)[0]
+            data = data[20 : 20 + length]
+        nodes = json.loads(data).get("nodes", [])
+        return {i: n["weights"] for i, n in enumerate(nodes) if isinstance(n, dict) and n.get("weights")}
+    except (OSError, ValueError, struct.error, AttributeError):
+        return {}
+
+
 def _triangles(mode: int, idx: np.ndarray) -> np.ndarray | None:
     """[F,3] triangles of a primitive's index list ``idx [n]`` for mode 4 / 5 (strip) / 6 (fan); None otherwise."""
     if mode == 4:
@@ -378,12 +393,12 @@ def _build(r: _Reader, g: pygltflib.GLTF2, path: Path) -> GltfAsset:
         parents, order, in_scene = _scene_graph(g)
     except DataError as e:
         raise r.fail(str(e)) from None
-    nodes = []
-    for node in g.nodes:
+    nodes, node_weights = [], _node_weights(path)
+    for i, node in enumerate(g.nodes):
         matrix = np.asarray(node.matrix, dtype=np.float64).reshape(4, 4).T if node.matrix else None
         trs = (np.asarray(node.translation or (0, 0, 0), dtype=np.float64), np.asarray(node.rotation or (0, 0, 0, 1), dtype=np.float64),
                np.asarray(node.scale or (1, 1, 1), dtype=np.float64))  # fmt: skip
-        w = getattr(node, "weights", None) or (getattr(g.meshes[node.mesh], "weights", None) if node.mesh is not None else None)
+        w = node_weights.get(i) or (getattr(g.meshes[node.mesh], "weights", None) if node.mesh is not None else None)
         nodes.append(_Node(matrix, trs, np.asarray(w, dtype=np.float64) if w else None))
     skins = []
     for sk in g.skins:
