@@ -5,10 +5,11 @@ RUNS/<name> --time-budget 60·M`` in a subprocess, reads the run's ``report.json
 ``animation.glb`` against the truth, all in % of the ground truth's bounding-box diagonal, mean over vertices
 and the 16 frames:
 
-- ``vert.err``: per-vertex distance between the exported animation and the source asset's own animation
-  (evaluated by motion4d's glTF evaluator, which matches Blender's ``gt_vertices.npz`` to 0.06 % — see
-  ``benchmarks/gltf_check.py``). Vertices correspond exactly: the export keeps the asset's mesh, so each
-  exported vertex is matched to the source vertex at the same rest position.
+- ``vert.err``: per-vertex distance between the exported animation and the source asset's own animation as
+  Blender rendered it (motion4d's glTF evaluator at Blender's frame times, frames / 24 s, with the animation
+  subset that matches ``gt_vertices.npz``: Blender plays only CesiumMilkTruck's first animation; then the
+  match is within 0.03 %, see ``benchmarks/gltf_check.py``). Vertices correspond exactly: the export keeps
+  the asset's mesh, so each exported vertex is matched to the source vertex at the same rest position.
 - ``rest``: the same for the un-animated rest pose (the error of not moving at all).
 - ``nn→gt``: the run's report — each exported vertex to the nearest ``gt_vertices.npz`` vertex.
 
@@ -42,16 +43,26 @@ def per_vertex_error(asset: Path, run: Path, driving: Path) -> tuple[float, floa
     a2w = read_asset_to_world(driving)
     a2w = np.eye(4) if a2w is None else a2w
     gt = np.load(driving / "gt_vertices.npz")
-    times, gv = gt["times"].astype(np.float64), gt["vertices"].reshape(-1, 3)
-    diag = float(np.linalg.norm(gv.max(0) - gv.min(0)))
+    times, gv = gt["times"].astype(np.float64), gt["vertices"].astype(np.float64)
+    diag = float(np.linalg.norm(gv.reshape(-1, 3).max(0) - gv.reshape(-1, 3).min(0)))
+    # what Blender rendered: its frames at 24 fps, and possibly only some animations (its importer makes one
+    # the active action); pick the subset whose vertices match gt_vertices.npz best
+    src_times = gt["frames"].astype(np.float64) / 24.0 if "frames" in gt else times * src.duration
+    scale = abs(np.linalg.det(a2w[:3, :3])) ** (1 / 3)  # asset → world length factor
+    best = None
+    for subset in [None] + [[i] for i in range(min(src.num_animations, 4))]:
+        truth = src.vertices_at(src_times, animations=subset).astype(np.float64)
+        world = truth @ a2w[:3, :3].T + a2w[:3, 3]
+        err = np.mean([float(np.min(np.linalg.norm(w[:, None] - g[None], axis=-1), axis=1).mean()) for w, g in zip(world, gv)])
+        if best is None or err < best[0] - 1e-9:
+            best = (err, truth)
+    truth = best[1]
     match = np.array([np.argmin(np.linalg.norm(src.mesh.vertices - p, axis=1)) for p in out.mesh.vertices])
     if np.abs(src.mesh.vertices[match] - out.mesh.vertices).max() > 1e-4 * diag:
         raise RuntimeError(f"{run}: exported rest pose does not match {asset}")
-    scale = abs(np.linalg.det(a2w[:3, :3])) ** (1 / 3)  # asset → world length factor
-    truth = src.vertices_at(times * src.duration)[:, match]
     moved = out.vertices_at(times * out.duration)
-    err = float(np.linalg.norm(moved - truth, axis=-1).mean()) * scale
-    rest = float(np.linalg.norm(out.mesh.vertices[None] - truth, axis=-1).mean()) * scale
+    err = float(np.linalg.norm(moved - truth[:, match], axis=-1).mean()) * scale
+    rest = float(np.linalg.norm(out.mesh.vertices[None] - truth[:, match], axis=-1).mean()) * scale
     return 100 * err / diag, 100 * rest / diag
 
 

@@ -17,7 +17,7 @@ def test_frame_index_groups_rows_by_time():
 
 
 def test_window_sizes_go_coarse_to_fine():
-    s = FrameSampler(SamplerConfig(window_fractions=(1.0, 0.5, 0.25), min_window=3), _times(12), batch_views=2)
+    s = FrameSampler(SamplerConfig(kind="sliding", window_fractions=(1.0, 0.5, 0.25), min_window=3), _times(12), batch_views=2)
     sizes = [s.window_size(step / 300) for step in range(300)]
     assert sizes[0] == 12 and sizes[150] == 6 and sizes[299] == 3
     assert all(a >= b for a, b in zip(sizes, sizes[1:]))  # never grows back
@@ -26,7 +26,7 @@ def test_window_sizes_go_coarse_to_fine():
 
 def test_sliding_windows_cover_every_frame_and_rows_stay_inside():
     times = _times(12)
-    s = FrameSampler(SamplerConfig(window_fractions=(0.25,), min_window=3, frames_per_step=2), times, batch_views=4)
+    s = FrameSampler(SamplerConfig(kind="sliding", window_fractions=(0.25,), min_window=3, frames_per_step=2), times, batch_views=4)
     g = torch.Generator().manual_seed(0)
     seen = set()
     for step in range(10):  # 12 - 3 + 1 = 10 positions: one full sweep
@@ -53,7 +53,7 @@ def test_uniform_sampler_draws_from_everywhere():
 
 
 def test_sampler_is_reproducible_from_the_generator_state():
-    s = FrameSampler(SamplerConfig(), _times(8), batch_views=3)
+    s = FrameSampler(SamplerConfig(kind="sliding"), _times(8), batch_views=3)
     g = torch.Generator().manual_seed(3)
     state = g.get_state()
     a = [s.sample(k, k / 50, g).rows.tolist() for k in range(5)]
@@ -68,6 +68,6 @@ def test_bad_sampler_config_is_an_error(bad):
 
 
 def test_monocular_data_takes_more_frames_instead_of_repeating_an_image():
-    s = FrameSampler(SamplerConfig(frames_per_step=2), torch.linspace(0, 1, 20), batch_views=4)
+    s = FrameSampler(SamplerConfig(kind="sliding", frames_per_step=2), torch.linspace(0, 1, 20), batch_views=4)
     rows = s.sample(0, 0.0, torch.Generator().manual_seed(0)).rows
     assert len(set(rows.tolist())) == 4

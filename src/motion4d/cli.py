@@ -118,7 +118,7 @@ def _reconstruct_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iters", type=int, help="optimisation steps")
     p.add_argument("--time-budget", type=float, help="stop training after this many seconds")
     p.add_argument("--downscale", type=int, help="integer image downscale factor")
-    p.add_argument("--sampler", choices=("sliding", "uniform"), help="multi-scale sliding windows (default) or uniform")
+    p.add_argument("--sampler", choices=("sliding", "uniform"), help="uniform (default) or multi-scale sliding windows")
     p.add_argument("--background", type=_background, help="white, black or R,G,B in [0,1]")
     p.add_argument("--resume", action="store_true", help="continue from the run's newest checkpoint")
     p.add_argument("--device", help="cpu or cuda")

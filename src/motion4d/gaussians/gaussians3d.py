@@ -52,6 +52,8 @@ class GaussianFrame:
     """Largest SH degree ``sh`` holds (K = (sh_degree+1)²)."""
     covars: Tensor | None = None
     """[N,3,3] covariances, for representations that give them directly (4D slices)."""
+    rasterize_mode: str = "classic"
+    """How to render them: "classic" or "antialiased" (see :func:`motion4d.render.rasterization`)."""
 
     def __len__(self) -> int:
         return self.means.shape[0]

@@ -57,16 +57,34 @@ def sample_surface(vertices: Tensor, faces: Tensor, n: int, *, generator: torch.
     return face_ids.to(faces.device), bary.to(vertices.dtype).to(vertices.device)
 
 
-def rest_covariances(vertices: Tensor, faces: Tensor, face_ids: Tensor, *, scale_factor: float = 0.7, normal_ratio: float = 0.1) -> Tensor:
+def rest_covariances(
+    vertices: Tensor,
+    faces: Tensor,
+    face_ids: Tensor,
+    barycentrics: Tensor | None = None,
+    *,
+    scale_factor: float = 0.7,
+    normal_ratio: float = 0.1,
+    edge_ratio: float = 0.0,
+) -> Tensor:
     """[N,3,3] flat covariances of the Gaussians on faces ``face_ids [N]``.
 
     In-plane standard deviation ``σ = scale_factor · √(area / m)`` with m the Gaussians on that face (so the
-    face is covered), ``normal_ratio · σ`` along the normal.
+    face is covered), ``normal_ratio · σ`` along the normal. With ``edge_ratio > 0`` (needs ``barycentrics
+    [N,3]``) σ is also at most (distance to the face's nearest edge) / ``edge_ratio``, so Gaussians do not
+    spill past the surface: a spill fattens silhouettes, and fitting silhouettes would then shrink the mesh.
     """
     areas = face_areas(vertices, faces)
     per_face = torch.bincount(face_ids, minlength=faces.shape[0]).clamp_min(1).to(vertices.dtype)
     sigma = scale_factor * (areas[face_ids] / per_face[face_ids]).sqrt()  # [N]
     a, b, c = (vertices[faces[face_ids, i]] for i in range(3))
+    if edge_ratio > 0:
+        if barycentrics is None:
+            raise ValueError("edge_ratio needs barycentrics")
+        # distance to the edge opposite vertex i = b_i · altitude_i = b_i · 2·area / |edge_i|
+        edges = torch.stack([(c - b).norm(dim=-1), (a - c).norm(dim=-1), (b - a).norm(dim=-1)], dim=-1)
+        dist = (barycentrics * 2 * areas[face_ids, None] / edges.clamp_min(1e-20)).min(dim=-1).values
+        sigma = torch.minimum(sigma, dist / edge_ratio)
     nrm = torch.nn.functional.normalize(torch.linalg.cross(b - a, c - a), dim=-1)
     nn_t = nrm[:, :, None] * nrm[:, None, :]
     eye = torch.eye(3, dtype=vertices.dtype, device=vertices.device)

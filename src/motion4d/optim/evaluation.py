@@ -48,7 +48,7 @@ def render_frame(
     rgb, alpha, meta = rasterization(
         frame.means, frame.quats, frame.scales, frame.opacities, frame.sh,
         viewmats.to(frame.means), Ks.to(frame.means), width, height,
-        sh_degree=degree, backgrounds=background, backend=backend, covars=frame.covars,
+        sh_degree=degree, backgrounds=background, backend=backend, covars=frame.covars, rasterize_mode=frame.rasterize_mode,
     )  # fmt: skip
     return RenderOutput(rgb, alpha, meta)
 

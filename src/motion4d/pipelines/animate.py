@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from motion4d.atomic import atomic_write_text
-from motion4d.data.assets import load_asset
+from motion4d.data.assets import load_mesh
 from motion4d.data.errors import DataError
-from motion4d.data.gltf import GltfAsset, load_gltf
+from motion4d.data.gltf import load_gltf
 from motion4d.data.mesh import Mesh
 from motion4d.data.transforms import available_splits, load_transforms, read_asset_to_world, scene_bounds
 from motion4d.export.gltf import write_skinned_glb, write_static_glb
@@ -89,8 +89,7 @@ class AnimateReport:
 
 def load_static_mesh(path: str | Path) -> Mesh:
     """The static mesh of an asset file (glTF/GLB in its rest pose, OBJ, mesh PLY)."""
-    asset = load_asset(path)
-    return asset.mesh if isinstance(asset, GltfAsset) else asset
+    return load_mesh(path)
 
 
 def build_model(mesh_world: Mesh, frame_times: torch.Tensor, config: AnimateConfig) -> MeshGaussians:
@@ -101,7 +100,7 @@ def build_model(mesh_world: Mesh, frame_times: torch.Tensor, config: AnimateConf
     colors = torch.from_numpy(mesh_world.colors_at(face_ids.numpy(), bary.numpy()))
     return MeshGaussians.build(
         vertices, faces, face_ids, bary, colors, frame_times,
-        n_nodes=config.n_nodes, n_neighbors=config.n_neighbors, skin_k=config.skin_k, scale_factor=config.scale_factor,
+        n_nodes=config.n_nodes, n_neighbors=config.n_neighbors, skin_k=config.skin_k, scale_factor=config.scale_factor, edge_ratio=config.edge_ratio,
     )  # fmt: skip
 
 

@@ -17,12 +17,12 @@ def rasterization_gsplat(
     height: int,
     **kwargs,
 ) -> tuple[Tensor, Tensor, dict]:
-    """gsplat ``rasterization`` in "classic" mode, unpacked, so images match the CPU backends."""
+    """gsplat ``rasterization``, unpacked, so images match the CPU backends (``rasterize_mode`` passed on)."""
     import gsplat
 
+    kwargs.setdefault("rasterize_mode", "classic")
     colors_out, alphas, meta = gsplat.rasterization(
-        means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-        packed=False, rasterize_mode="classic", **kwargs,
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, packed=False, **kwargs,
     )  # fmt: skip
     meta["backend"] = "gsplat"
     return colors_out, alphas, meta

@@ -58,9 +58,15 @@ def project_gaussians(
     eps2d: float = 0.3,
     near_plane: float = 0.01,
     far_plane: float = 1e10,
+    antialiased: bool = False,
 ) -> Projected:
     """Project Gaussians (means [N,3], covars [N,3,3], opacities [N]) into C pinhole cameras
     (viewmats [C,4,4] world→camera OpenCV, Ks [C,3,3]).
+
+    ``antialiased`` (gsplat's "antialiased" mode, Mip-Splatting's 2D filter): opacities are multiplied by
+    ``sqrt(det Σ₂D / det(Σ₂D + eps2d·I))`` so that the low-pass filter spreads a Gaussian without adding
+    to its total opacity (in "classic" mode a sub-pixel Gaussian grows to ~0.55 px at full opacity, which
+    fattens thin, densely covered surfaces).
 
     Culled (radii 0): depth outside (near_plane, far_plane), singular 2D covariance, opacity below
     1/255, or box entirely off-image. The box half-sides are ceil(k·sqrt(Σ₂D,xx)),
@@ -87,15 +93,22 @@ def project_gaussians(
         [fx / safe_z, zeros, -fx * u / safe_z, zeros, fy / safe_z, -fy * v / safe_z], dim=-1
     ).reshape(tz.shape + (2, 3))
     covars2d = J @ covars_c @ J.transpose(-1, -2)
+    if antialiased:
+        a0, b0, c0 = covars2d[..., 0, 0], 0.5 * (covars2d[..., 0, 1] + covars2d[..., 1, 0]), covars2d[..., 1, 1]
+        det0 = a0 * c0 - b0 * b0
     covars2d = covars2d + eps2d * torch.eye(2, dtype=covars2d.dtype, device=covars2d.device)
     a, b, c = covars2d[..., 0, 0], 0.5 * (covars2d[..., 0, 1] + covars2d[..., 1, 0]), covars2d[..., 1, 1]
     det = a * c - b * b
+    opacities = opacities.expand(tz.shape)
+    if antialiased:
+        safe = torch.where(det > 0, det, torch.ones_like(det))
+        opacities = opacities * torch.sqrt((det0 / safe).clamp(min=0.0))
     safe_det = torch.where(det > 0, det, torch.ones_like(det))
     conics = torch.stack([c / safe_det, -b / safe_det, a / safe_det], dim=-1)
     means2d = torch.stack([fx * tx / safe_z + cx, fy * ty / safe_z + cy], dim=-1)
 
     with torch.no_grad():
-        opac = opacities.detach().expand(tz.shape)
+        opac = opacities.detach()
         extent = torch.sqrt(2.0 * torch.log(torch.clamp(opac / ALPHA_THRESHOLD, min=1.0))).clamp(max=MAX_EXTENT)
         rx = torch.ceil(extent * torch.sqrt(a.detach().clamp(min=0)))
         ry = torch.ceil(extent * torch.sqrt(c.detach().clamp(min=0)))
@@ -119,7 +132,7 @@ def project_gaussians(
         conics=conics,
         depths=tz,
         radii=radii,
-        opacities=opacities.expand(tz.shape),
+        opacities=opacities,
     )
 
 

@@ -119,6 +119,7 @@ def rasterization(
     eps2d: float = 0.3,
     backend: Backend = "auto",
     covars: Tensor | None = None,
+    rasterize_mode: Literal["classic", "antialiased"] = "classic",
 ) -> tuple[Tensor, Tensor, dict]:
     """Render 3D Gaussians into C cameras (gsplat-compatible).
 
@@ -137,6 +138,8 @@ def rasterization(
         backend: "auto", "numba", "torch", "gsplat" or "reference" (dense, tests only).
         covars: [N,3,3] world covariances used instead of quats and scales (pass None for those),
             as gsplat's ``covars`` argument; e.g. 4D Gaussians sliced at a time.
+        rasterize_mode: "classic" or "antialiased" (opacities compensated for the ``eps2d`` filter, as
+            gsplat; see :func:`motion4d.render.projection.project_gaussians`).
 
     Returns:
         render_colors [C,H,W,X], render_alphas [C,H,W,1], meta. ``meta["means2d"]`` [C,N,2] keeps
@@ -152,12 +155,14 @@ def rasterization(
         return rasterization_gsplat(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height,
             near_plane=near_plane, far_plane=far_plane, sh_degree=sh_degree,
-            backgrounds=backgrounds, render_mode=render_mode, eps2d=eps2d, covars=covars,
+            backgrounds=backgrounds, render_mode=render_mode, eps2d=eps2d, covars=covars, rasterize_mode=rasterize_mode,
         )  # fmt: skip
     C = viewmats.shape[0]
     inputs = (means, quats, scales, covars, opacities, colors, viewmats, Ks, backgrounds)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
-    if which == "numba" and not needs_grad and covars is None:
+    if rasterize_mode not in ("classic", "antialiased"):
+        raise ValueError(f"rasterize_mode must be 'classic' or 'antialiased', got {rasterize_mode!r}")
+    if which == "numba" and not needs_grad and covars is None and rasterize_mode == "classic":
         from motion4d.render.numba_backend import project_numba
 
         proj, bounds = project_numba(
@@ -167,7 +172,7 @@ def rasterization(
     else:
         proj = project_gaussians(
             means, covariance_3d(quats, scales) if covars is None else covars, opacities, viewmats, Ks, width, height,
-            eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
+            eps2d=eps2d, near_plane=near_plane, far_plane=far_plane, antialiased=rasterize_mode == "antialiased",
         )  # fmt: skip
         bounds = pixel_bounds(proj.means2d, proj.radii, width, height)
     means2d = proj.means2d
