@@ -8,6 +8,7 @@
     motion4d render RUN --out FILE.mp4|.gif [--orbit] [--view I]       a video over time
     motion4d export RUN --format ply-sequence|m4d|glb --out PATH       per-frame 3DGS PLYs, one 4D file, or an animated glTF
     motion4d animate ASSET --driving DATA --out RUN                    animate a static mesh with a multi-view driving video
+    motion4d dataset from-gltf ASSET --out DATA [--views N ...]        render an animated glTF into a multi-view video dataset
     motion4d demo [--out RUN]                                          reconstruct the built-in moving demo scene
 
 Logs go to stderr; stdout carries only results (JSON). User errors print one ``error: ...`` line
@@ -105,6 +106,17 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, help="random seed")
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
     a.add_argument("--video-frames", type=int, default=48, help="frames of the run's video (0: none; default 48)")
+
+    ds = sub.add_parser("dataset", help="make datasets")
+    ds_sub = ds.add_subparsers(dest="dataset_command", required=True, parser_class=_Parser)
+    g = ds_sub.add_parser("from-gltf", help="render an animated glTF/GLB into a multi-view video dataset (D-NeRF format)")
+    g.add_argument("asset", help="animated .glb / .gltf file")
+    g.add_argument("--out", required=True, help="dataset folder to create")
+    g.add_argument("--views", type=int, default=20, help="training cameras (default 20)")
+    g.add_argument("--test-views", type=int, default=4, help="held-out cameras (default 4)")
+    g.add_argument("--frames", type=int, default=16, help="frames over the clip (default 16)")
+    g.add_argument("--res", type=int, default=128, help="image size in pixels (default 128)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     d = sub.add_parser("demo", help="reconstruct the built-in moving demo scene with the 'demo' preset (a few min on CPU)")
     d.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
@@ -341,6 +353,15 @@ def _cmd_animate(args) -> int:
     return 0
 
 
+def _cmd_dataset(args) -> int:
+    from motion4d.pipelines.dataset_gltf import DatasetConfig, dataset_from_gltf
+
+    config = DatasetConfig(views=args.views, test_views=args.test_views, frames=args.frames, res=args.res)
+    out = dataset_from_gltf(args.asset, args.out, config, progress=not args.no_progress)
+    print(json.dumps({"dataset": str(out), "views": args.views, "test_views": args.test_views, "frames": args.frames, "res": args.res}))
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from motion4d.pipelines.evaluate import evaluate
 
@@ -392,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_export(args)
         if args.command == "animate":
             return _cmd_animate(args)
+        if args.command == "dataset":
+            return _cmd_dataset(args)
         return _cmd_evaluate(args)
     except (DataError, ValueError, FileNotFoundError, NotADirectoryError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
