@@ -158,3 +158,29 @@ def test_animate_bad_inputs(animate_run, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2, argv
         assert msg in err and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_animate_a_3dgs_ply(animate_run, tmp_path, capsys):
+    """A splat PLY (Gaussians on the sheet) is animated as splats: .m4d, PLY sequence, no glTF."""
+    from motion4d.export.ply import save_ply
+    from motion4d.gaussians import Gaussians3D
+
+    base, asset, data, run = animate_run
+    mesh = load_gltf(asset).mesh
+    fid = np.repeat(np.arange(mesh.num_faces), 4)
+    bary = np.random.default_rng(0).dirichlet([1, 1, 1], size=len(fid)).astype(np.float32)
+    xyz = np.einsum("nk,nkc->nc", bary, mesh.vertices[mesh.faces[fid]])
+    g = Gaussians3D.from_points(torch.from_numpy(xyz), torch.from_numpy(mesh.colors_at(fid, bary)), sh_degree=0, init_opacity=0.9)
+    ply = tmp_path / "sheet_splats.ply"
+    save_ply(ply, *(x.detach() for x in (g.means, g.quats, g.scales, g.opacities, g.sh)))
+    out = tmp_path / "run"
+    assert main(["-q", "animate", str(ply), "--driving", str(data), "--out", str(out), "--preset", "tiny", "--iters", "10",
+                 "--video-frames", "0", "--nodes", "6"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["vertex_error_pct"] is None and report["n_gaussians"] == len(fid)
+    assert (out / "model.m4d").is_file() and not (out / "animation.glb").exists()
+    assert main(["-q", "export", str(out), "--format", "ply-sequence", "--out", str(tmp_path / "ply"), "--frames", "3"]) == 0
+    assert len(list((tmp_path / "ply").glob("*.ply"))) == 3
+    capsys.readouterr()
+    assert main(["-q", "export", str(out), "--format", "glb", "--out", str(tmp_path / "x.glb")]) == 2
+    assert "mesh animated by" in capsys.readouterr().err

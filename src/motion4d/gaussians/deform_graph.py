@@ -121,15 +121,21 @@ class DeformationGraph(nn.Module):
         f0 = f1 - 1
         return f0, f1, (t - float(ft[f0])) / float(ft[f1] - ft[f0])
 
-    def transforms_at(self, t: float) -> tuple[Tensor, Tensor]:
-        """Node rotations ``[J,3,3]`` and translations ``[J,3]`` at time ``t`` (interpolated between keyframes)."""
+    def quats_at(self, t: float) -> tuple[Tensor, Tensor]:
+        """Node rotations as unit quaternions ``[J,4]`` (wxyz) and translations ``[J,3]`` at time ``t``
+        (interpolated between keyframes)."""
         f0, f1, a = self.frame_index(float(t))
         q0 = torch.nn.functional.normalize(self.quats[f0], dim=-1)
         if f0 == f1 or a == 0.0:
-            return quat_to_rotmat(q0), self.translations[f0]
+            return q0, self.translations[f0]
         q1 = torch.nn.functional.normalize(self.quats[f1], dim=-1)
         at = torch.tensor(a, dtype=q0.dtype, device=q0.device)
-        return quat_to_rotmat(_nlerp(q0, q1, at)), self.translations[f0] * (1 - at) + self.translations[f1] * at
+        return _nlerp(q0, q1, at), self.translations[f0] * (1 - at) + self.translations[f1] * at
+
+    def transforms_at(self, t: float) -> tuple[Tensor, Tensor]:
+        """Node rotations ``[J,3,3]`` and translations ``[J,3]`` at time ``t`` (interpolated between keyframes)."""
+        q, d = self.quats_at(t)
+        return quat_to_rotmat(q), d
 
     def keyframe_transforms(self) -> tuple[Tensor, Tensor]:
         """All keyframes' rotations ``[T,J,3,3]`` and translations ``[T,J,3]``."""

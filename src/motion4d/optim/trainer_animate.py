@@ -34,6 +34,7 @@ from motion4d.optim.trainer_base import GaussianTrainer, TrainConfig, decayed, r
 if TYPE_CHECKING:
     from motion4d.data.transforms import ImageSet
     from motion4d.gaussians.animated_mesh import MeshGaussians
+    from motion4d.gaussians.skinned import SkinnedGaussians
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class AnimateTrainer(GaussianTrainer):
 
     desc = "animate"
 
-    def __init__(self, config: AnimateConfig, model: "MeshGaussians", views: "ImageSet", scene_scale: float, *, ckpt_dir: str | Path | None = None):
+    def __init__(self, config: AnimateConfig, model: "MeshGaussians | SkinnedGaussians", views: "ImageSet", scene_scale: float, *, ckpt_dir: str | Path | None = None):
         if views.times is None:
             raise ValueError("animate needs driving images with a 'time' per frame")
         if config.batch_views < 1:
@@ -131,7 +132,9 @@ class AnimateTrainer(GaussianTrainer):
         self.active = 1 if config.warmup_fraction > 0 else len(ft)
 
     def param_lrs(self) -> dict[str, float]:
-        return {"sh0": self.config.lr_sh0, "shN": self.config.lr_shN, "opacity_logits": self.config.lr_opacities}
+        # the geometry of the Gaussians is the asset's (a splat set's means/quats/scales stay fixed)
+        fixed = {"means": 0.0, "quats": 0.0, "log_scales": 0.0}
+        return {**fixed, "sh0": self.config.lr_sh0, "shN": self.config.lr_shN, "opacity_logits": self.config.lr_opacities}
 
     def field_lr(self, name: str, progress: float) -> float:
         cfg = self.config

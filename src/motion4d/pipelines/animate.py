@@ -21,14 +21,17 @@ import numpy as np
 import torch
 
 from motion4d.atomic import atomic_write_text
-from motion4d.data.assets import load_mesh
+from motion4d.data.assets import load_asset
 from motion4d.data.errors import DataError
-from motion4d.data.gltf import load_gltf
+from motion4d.data.gltf import GltfAsset, load_gltf
 from motion4d.data.mesh import Mesh
 from motion4d.data.transforms import available_splits, load_transforms, read_asset_to_world, scene_bounds
 from motion4d.export.gltf import write_skinned_glb, write_static_glb
 from motion4d.export.video import write_video
+from motion4d.gaussians import Gaussians3D
 from motion4d.gaussians.animated_mesh import MeshGaussians
+from motion4d.gaussians.rotations import quat_to_rotmat, rotmat_to_quat
+from motion4d.gaussians.skinned import SkinnedGaussians
 from motion4d.gaussians.deform_graph import skinning_weights
 from motion4d.gaussians.surface import sample_surface
 from motion4d.optim.motion import motion_amplitude
@@ -87,9 +90,21 @@ class AnimateReport:
     """The run folder."""
 
 
-def load_static_mesh(path: str | Path) -> Mesh:
-    """The static mesh of an asset file (glTF/GLB in its rest pose, OBJ, mesh PLY)."""
-    return load_mesh(path)
+def load_static_asset(path: str | Path) -> Mesh | Gaussians3D:
+    """The static asset to animate: a mesh (glTF/GLB in its rest pose, OBJ, mesh PLY) or a 3DGS PLY's Gaussians."""
+    asset = load_asset(path)
+    return asset.mesh if isinstance(asset, GltfAsset) else asset
+
+
+def transform_gaussians(g: Gaussians3D, matrix: np.ndarray) -> Gaussians3D:
+    """``g`` mapped by a similarity ``matrix [4,4]`` (rotation × uniform scale + translation)."""
+    m = torch.from_numpy(np.asarray(matrix, dtype=np.float64))
+    s = float(torch.linalg.det(m[:3, :3]).abs() ** (1 / 3))
+    R = (m[:3, :3] / s).to(g.params["means"].dtype)
+    p = {k: v.detach() for k, v in g.params.items()}
+    means = p["means"] @ R.T * s + m[:3, 3].to(R.dtype)
+    quats = rotmat_to_quat(R @ quat_to_rotmat(p["quats"]))
+    return Gaussians3D(means, quats, p["log_scales"] + float(np.log(s)), p["opacity_logits"], p["sh0"], p["shN"])
 
 
 def build_model(mesh_world: Mesh, frame_times: torch.Tensor, config: AnimateConfig) -> MeshGaussians:
@@ -160,7 +175,7 @@ def animate(
     """Fit ``asset``'s motion to the multi-view video ``driving`` and write the run folder ``out``.
 
     Args:
-        asset: static asset file (glTF/GLB, OBJ, mesh PLY).
+        asset: static asset file (glTF/GLB, OBJ, mesh PLY; or a 3DGS PLY, animated as splats without a glTF export).
         driving: dataset folder (D-NeRF format, frames with ``time``; ``asset_to_world`` in its JSON places the asset).
         out: run folder (created).
         config: fit settings (default: the "default" preset).
@@ -171,7 +186,7 @@ def animate(
     """
     config = config if config is not None else PRESETS["default"]
     out, driving = Path(out), Path(driving)
-    mesh = load_static_mesh(asset)
+    static = load_static_asset(asset)
     if "train" not in available_splits(driving):
         raise DataError(f"{driving}: no training split (expected transforms_train.json)")
     train = load_transforms(driving, "train", background=config.background, downscale=downscale)
@@ -179,12 +194,18 @@ def animate(
         raise DataError(f"{driving}: frames have no 'time' (the driving data must be a video)")
     a2w = read_asset_to_world(driving)
     a2w = np.eye(4) if a2w is None else a2w
-    world = mesh.transformed(a2w)
     frame_times = torch.unique(train.times.double()).float()
-    model = build_model(world, frame_times, config)
+    mesh = static if isinstance(static, Mesh) else None
+    if mesh is not None:
+        model, kind = build_model(mesh.transformed(a2w), frame_times, config), "mesh_gaussians"
+        what = f"{mesh.num_vertices} vertices, {mesh.num_faces} faces"
+    else:
+        model = SkinnedGaussians.build(transform_gaussians(static, a2w), frame_times, n_nodes=config.n_nodes,
+                                       n_neighbors=config.n_neighbors, skin_k=config.skin_k)  # fmt: skip
+        kind, what = "skinned_gaussians", "3D Gaussian splats"
     center, radius = scene_bounds(train)
-    log.info("animate: %s (%d vertices, %d faces) → %d Gaussians, %d graph nodes; %d driving images over %d frames",
-             Path(asset).name, mesh.num_vertices, mesh.num_faces, len(model), model.graph.num_nodes, len(train), len(frame_times))  # fmt: skip
+    log.info("animate: %s (%s) → %d Gaussians, %d graph nodes; %d driving images over %d frames",
+             Path(asset).name, what, len(model), model.graph.num_nodes, len(train), len(frame_times))  # fmt: skip
 
     out.mkdir(parents=True, exist_ok=True)
     cfg = {"animate": config.to_dict(), "asset": str(Path(asset).resolve()), "data": {"root": str(driving.resolve()), "downscale": downscale}}
@@ -196,10 +217,11 @@ def animate(
     rig = OrbitRig.from_views(train.viewmats, train.Ks[0], train.width, train.height, center)
     extra = {"background": list(config.background), "orbit": asdict(rig), "data_root": str(driving.resolve()), "downscale": downscale,
              "asset_to_world": a2w.tolist()}  # fmt: skip
-    save_m4d(model, out / MODEL_FILE, ModelInfo("mesh_gaussians", time_range, extra))
-    write_static_glb(out / ASSET_FILE, mesh)
+    save_m4d(model, out / MODEL_FILE, ModelInfo(kind, time_range, extra))
     duration = duration_s if duration_s is not None else model.graph.num_frames / FRAMES_PER_SECOND
-    export_animation_glb(model, mesh, a2w, out / ANIMATION_FILE, duration_s=duration)
+    if mesh is not None:  # splats have no mesh to skin: their outputs are the .m4d, PLY sequences and videos
+        write_static_glb(out / ASSET_FILE, mesh)
+        export_animation_glb(model, mesh, a2w, out / ANIMATION_FILE, duration_s=duration)
 
     split = eval_split(driving)
     test = load_transforms(driving, split, background=config.background, downscale=downscale)
@@ -213,7 +235,7 @@ def animate(
             write_video(out / VIDEO_FILE, frames, fps)
         amplitude = motion_amplitude(model, time_range)
     gt_path = driving / GT_VERTICES_FILE
-    verr = vertex_error_pct(out / ANIMATION_FILE, a2w, gt_path, duration) if gt_path.is_file() else None
+    verr = vertex_error_pct(out / ANIMATION_FILE, a2w, gt_path, duration) if gt_path.is_file() and mesh is not None else None
     report = AnimateReport(
         psnr=metrics.mean_psnr, ssim=metrics.mean_ssim, n_images=len(metrics.psnr), split=split, vertex_error_pct=verr,
         motion_amplitude=amplitude, n_gaussians=len(model), n_nodes=model.graph.num_nodes, n_frames=model.graph.num_frames,
@@ -230,8 +252,8 @@ def export_run_glb(run: str | Path, out: str | Path, *, duration_s: float | None
     run = Path(run)
     model, info = load_run_model(run)
     if not isinstance(model, MeshGaussians) or not run.is_dir() or not (run / ASSET_FILE).is_file():
-        raise DataError(f"{run}: --format glb needs an animate run folder (it holds the mesh, {ASSET_FILE}); "
-                        "for other runs use ply-sequence or m4d")  # fmt: skip
+        raise DataError(f"{run}: --format glb needs the run folder of a mesh animated by 'motion4d animate' (it holds the mesh, "
+                        f"{ASSET_FILE}); for other runs use ply-sequence or m4d")  # fmt: skip
     mesh = load_gltf(run / ASSET_FILE).mesh
     a2w = np.asarray(info.extra.get("asset_to_world", np.eye(4).tolist()), dtype=np.float64)
     path = export_animation_glb(model, mesh, a2w, out, duration_s=duration_s)

@@ -29,6 +29,7 @@ MODEL_KINDS: dict[str, str] = {
     "deform": "motion4d.gaussians.deform:DeformGaussians",
     "gaussians3d": "motion4d.gaussians.gaussians3d:Gaussians3D",
     "mesh_gaussians": "motion4d.gaussians.animated_mesh:MeshGaussians",
+    "skinned_gaussians": "motion4d.gaussians.skinned:SkinnedGaussians",
 }
 """Model kind → "module:Class". Each class answers ``at_time`` and has ``save`` / ``load``."""
 
