@@ -159,8 +159,7 @@ class MeshGaussians(nn.Module):
         path = Path(path)
         tensors = {k: getattr(self, k) for k in _BUFFERS}
         tensors.update({f"params.{k}": v for k, v in self.params.items()})
-        tensors.update({"graph.nodes": self.graph.nodes, "graph.frame_times": self.graph.frame_times, "graph.neighbors": self.graph.neighbors,
-                        "graph.quats": self.graph.quats, "graph.translations": self.graph.translations})  # fmt: skip
+        tensors.update(self.graph.to_tensors())
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"format": FORMAT, "sh_degree": json.dumps(0)})
@@ -174,11 +173,7 @@ class MeshGaussians(nn.Module):
             if (f.metadata() or {}).get("format") != FORMAT:
                 raise ValueError(f"{path}: not a {FORMAT} file")
         t = load_file(str(path))
-        graph = DeformationGraph(t["graph.nodes"], t["graph.frame_times"])
-        graph.neighbors = t["graph.neighbors"]
-        with torch.no_grad():
-            graph.quats.copy_(t["graph.quats"])
-            graph.translations.copy_(t["graph.translations"])
+        graph = DeformationGraph.from_tensors(t)
         model = cls.__new__(cls)
         nn.Module.__init__(model)
         model.graph = graph

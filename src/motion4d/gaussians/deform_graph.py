@@ -148,6 +148,21 @@ class DeformationGraph(nn.Module):
         moved = torch.einsum("pkab,pkb->pka", R[indices], points[:, None, :] - g) + g + d[indices]
         return (weights[..., None] * moved).sum(1)
 
+    def to_tensors(self, prefix: str = "graph.") -> dict[str, Tensor]:
+        """Everything that defines the graph, as named tensors (for a model's safetensors file)."""
+        names = ("nodes", "frame_times", "neighbors", "quats", "translations")
+        return {prefix + k: getattr(self, k).detach() for k in names}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], prefix: str = "graph.") -> "DeformationGraph":
+        """Inverse of :meth:`to_tensors`."""
+        graph = cls(tensors[prefix + "nodes"], tensors[prefix + "frame_times"])
+        graph.neighbors = tensors[prefix + "neighbors"]
+        with torch.no_grad():
+            graph.quats.copy_(tensors[prefix + "quats"])
+            graph.translations.copy_(tensors[prefix + "translations"])
+        return graph
+
     def copy_frame(self, src: int, dst: int) -> None:
         """Set keyframe ``dst``'s transforms to keyframe ``src``'s (to start a new frame from its neighbour)."""
         with torch.no_grad():

@@ -103,9 +103,7 @@ class SkinnedGaussians(nn.Module):
         """Write Gaussians, skin and graph to one safetensors file (atomically)."""
         path = Path(path)
         tensors = {f"params.{k}": v for k, v in self.params.items()}
-        tensors.update({"skin_indices": self.skin_indices, "skin_weights": self.skin_weights, "graph.nodes": self.graph.nodes,
-                        "graph.frame_times": self.graph.frame_times, "graph.neighbors": self.graph.neighbors,
-                        "graph.quats": self.graph.quats, "graph.translations": self.graph.translations})  # fmt: skip
+        tensors.update({"skin_indices": self.skin_indices, "skin_weights": self.skin_weights, **self.graph.to_tensors()})
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"format": FORMAT, "sh_degree": json.dumps(self._sh_degree)})
@@ -119,11 +117,7 @@ class SkinnedGaussians(nn.Module):
             if (f.metadata() or {}).get("format") != FORMAT:
                 raise ValueError(f"{path}: not a {FORMAT} file")
         t = load_file(str(path))
-        graph = DeformationGraph(t["graph.nodes"], t["graph.frame_times"])
-        graph.neighbors = t["graph.neighbors"]
-        with torch.no_grad():
-            graph.quats.copy_(t["graph.quats"])
-            graph.translations.copy_(t["graph.translations"])
+        graph = DeformationGraph.from_tensors(t)
         g3d = Gaussians3D(*(t[f"params.{k}"] for k in PARAM_NAMES))
         model = cls(g3d, graph, skin_k=t["skin_indices"].shape[1])
         model.skin_indices, model.skin_weights = t["skin_indices"], t["skin_weights"]
