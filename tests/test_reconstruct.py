@@ -223,3 +223,36 @@ def test_no_opacity_reset_in_the_second_half_of_a_time_budget(scene):
     result = trainer.train()
     assert result.stopped_by_budget and result.steps == 1 and trainer.progress() == 1.0
     assert trainer.strategy.config.reset_every == 0
+
+
+@pytest.mark.parametrize("breakage", ["missing image", "corrupt png", "mismatched size", "escaping path", "empty split"])
+def test_broken_dynamic_data_is_a_one_line_error_naming_the_file(breakage, scene, tmp_path, capsys):
+    import json
+    import shutil
+
+    import imageio.v3 as iio
+    import numpy as np
+
+    data = tmp_path / "data"
+    shutil.copytree(scene, data)
+    meta = json.loads((data / "transforms_train.json").read_text())
+    first = data / (meta["frames"][0]["file_path"].lstrip("./") + ".png")
+    if breakage == "missing image":
+        first.unlink()
+        named = first.stem  # the frame's file_path (it has no extension)
+    elif breakage == "corrupt png":
+        first.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+        named = first.name
+    elif breakage == "mismatched size":
+        iio.imwrite(first, np.zeros((7, 9, 4), dtype=np.uint8))
+        named = first.name
+    else:
+        if breakage == "escaping path":
+            meta["frames"][0]["file_path"] = "../../outside"
+        else:
+            meta["frames"] = []
+        (data / "transforms_train.json").write_text(json.dumps(meta))
+        named = "transforms_train.json"
+    assert main(["-q", "reconstruct", str(data), "--out", str(tmp_path / "run"), "--model", "fake"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0], err

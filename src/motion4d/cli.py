@@ -270,9 +270,9 @@ def _cmd_reconstruct(args, demo: bool) -> int:
     config = _reconstruct_config(args, "demo" if demo else "default", saved)
     kind = args.model or (opts.model if opts else None)
     kind = _demo_model(kind) if demo else (kind or "rotor4d")
-    if kind not in RECONSTRUCT_KINDS + ("gaussians3d",):
-        raise ValueError(f"unknown model {kind!r}; choose from {', '.join(RECONSTRUCT_KINDS)}")
-    model_class(kind)  # a clear error before any work
+    cls = model_class(kind)  # a clear error before any work
+    if kind != "gaussians3d" and not hasattr(cls, "random"):  # e.g. animate's models, built from an asset
+        raise ValueError(f"model {kind!r} cannot be reconstructed from scratch; choose from {', '.join(RECONSTRUCT_KINDS)}")
     if demo:
         from motion4d.data.synthetic import make_dynamic_demo_scene
 
