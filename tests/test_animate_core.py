@@ -95,11 +95,30 @@ def test_surface_sampling_and_flat_covariances():
     counts = torch.bincount(fid, minlength=len(F))
     assert bool((counts >= 1).all())
     assert abs(len(fid) - 400) < len(F)  # about n, at least one per face
-    cov = rest_covariances(V, F, fid)
+    cov = rest_covariances(V, F, fid, shaped=False)
     eig = torch.linalg.eigvalsh(cov)
     assert bool((eig[:, 0] < 0.02 * eig[:, 2]).all())  # flat: the normal direction is 10× thinner
     area_per = (face_areas(V, F)[fid] / counts[fid]).sqrt()
     assert torch.allclose(eig[:, 2].sqrt(), 0.7 * area_per, rtol=1e-4)
+    shaped = torch.linalg.eigvalsh(rest_covariances(V, F, fid))
+    assert bool((shaped[:, 0] < 0.02 * shaped[:, 2]).all())
+
+
+def test_shaped_covariances_follow_the_triangle():
+    s = 2.0
+    equi = torch.tensor([[0.0, 0, 0], [s, 0, 0], [s / 2, s * math.sqrt(3) / 2, 0]], dtype=torch.float64)
+    sliver = torch.tensor([[0.0, 0, 0], [4.0, 0, 0], [2.0, 0.05, 0]], dtype=torch.float64)
+    for verts in (equi, sliver):
+        fid = torch.zeros(4, dtype=torch.long)
+        cov = rest_covariances(verts, torch.tensor([[0, 1, 2]]), fid, scale_factor=0.5, normal_ratio=0.0)
+        ev = torch.linalg.eigvalsh(cov[0])
+        area = float(face_areas(verts, torch.tensor([[0, 1, 2]]))[0])
+        assert float(ev[1] * ev[2]) == pytest.approx((0.25 * area / 4) ** 2, rel=1e-6)  # the same area as isotropic
+        if verts is equi:
+            assert float(ev[1]) == pytest.approx(float(ev[2]), rel=1e-6)
+        else:
+            assert ev[2] > 100 * ev[1]  # thin across the sliver: no sideways spill
+            assert torch.linalg.eigh(cov[0]).eigenvectors[:, 2].abs()[0] > 0.99  # long along x
 
 
 def make_model(frame_times, n_nodes=6, seed=0):

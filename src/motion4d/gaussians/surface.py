@@ -66,29 +66,41 @@ def rest_covariances(
     scale_factor: float = 0.7,
     normal_ratio: float = 0.1,
     edge_ratio: float = 0.0,
+    shaped: bool = True,
 ) -> Tensor:
-    """[N,3,3] flat covariances of the Gaussians on faces ``face_ids [N]``.
+    """[N,3,3] flat covariances of the Gaussians on faces ``face_ids [N]``, m of them on a face.
 
-    In-plane standard deviation ``σ = scale_factor · √(area / m)`` with m the Gaussians on that face (so the
-    face is covered), ``normal_ratio · σ`` along the normal. With ``edge_ratio > 0`` (needs ``barycentrics
-    [N,3]``) σ is also at most (distance to the face's nearest edge) / ``edge_ratio``, so Gaussians do not
-    spill past the surface: a spill fattens silhouettes, and fitting silhouettes would then shrink the mesh.
+    ``shaped`` (default): in-plane covariance = ``scale_factor² · 6√3 · C / m`` with C the covariance of the
+    uniform distribution over the triangle, so Gaussians take the triangle's shape — long and thin on a
+    sliver, which then does not spill sideways — and an equilateral face gets isotropic ones with
+    ``σ = scale_factor · √(area / m)`` (its C = side²/24 · I, area = √3/4 · side²). Otherwise isotropic with
+    that σ. Along the normal: ``normal_ratio`` × the in-plane RMS σ. With ``edge_ratio > 0`` (needs
+    ``barycentrics [N,3]``) σ is also at most (distance to the face's nearest edge) / ``edge_ratio``.
     """
     areas = face_areas(vertices, faces)
     per_face = torch.bincount(face_ids, minlength=faces.shape[0]).clamp_min(1).to(vertices.dtype)
-    sigma = scale_factor * (areas[face_ids] / per_face[face_ids]).sqrt()  # [N]
+    m = per_face[face_ids]
     a, b, c = (vertices[faces[face_ids, i]] for i in range(3))
+    nrm = torch.nn.functional.normalize(torch.linalg.cross(b - a, c - a), dim=-1)
+    nn_t = nrm[:, :, None] * nrm[:, None, :]
+    eye = torch.eye(3, dtype=vertices.dtype, device=vertices.device)
+    if shaped:
+        g = (a + b + c) / 3
+        d = torch.stack([a - g, b - g, c - g], dim=1)  # [N,3,3]
+        uniform = d.transpose(1, 2) @ d / 12.0  # covariance of the uniform distribution over the triangle
+        inplane = scale_factor**2 * 6.0 * 3.0**0.5 * uniform / m[:, None, None]
+    else:
+        inplane = (scale_factor**2 * areas[face_ids] / m)[:, None, None] * (eye - nn_t)
     if edge_ratio > 0:
         if barycentrics is None:
             raise ValueError("edge_ratio needs barycentrics")
         # distance to the edge opposite vertex i = b_i · altitude_i = b_i · 2·area / |edge_i|
         edges = torch.stack([(c - b).norm(dim=-1), (a - c).norm(dim=-1), (b - a).norm(dim=-1)], dim=-1)
         dist = (barycentrics * 2 * areas[face_ids, None] / edges.clamp_min(1e-20)).min(dim=-1).values
-        sigma = torch.minimum(sigma, dist / edge_ratio)
-    nrm = torch.nn.functional.normalize(torch.linalg.cross(b - a, c - a), dim=-1)
-    nn_t = nrm[:, :, None] * nrm[:, None, :]
-    eye = torch.eye(3, dtype=vertices.dtype, device=vertices.device)
-    return sigma[:, None, None] ** 2 * ((eye - nn_t) + normal_ratio**2 * nn_t)
+        top = torch.linalg.eigvalsh(inplane)[:, -1].clamp_min(1e-30)
+        inplane = inplane * ((dist / edge_ratio) ** 2 / top).clamp(max=1.0)[:, None, None]
+    mean_var = inplane.diagonal(dim1=-2, dim2=-1).sum(-1) / 2  # in-plane variance per axis
+    return inplane + normal_ratio**2 * mean_var[:, None, None] * nn_t
 
 
 def surface_points(vertices: Tensor, faces: Tensor, face_ids: Tensor, barycentrics: Tensor) -> Tensor:
