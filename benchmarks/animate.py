@@ -75,6 +75,8 @@ def run_one(root: Path, name: str, out: Path, args) -> dict:
     ]  # fmt: skip
     if args.lambda_arap is not None:
         cmd += ["--lambda-arap", str(args.lambda_arap)]
+    if args.lambda_silhouette is not None:
+        cmd += ["--lambda-silhouette", str(args.lambda_silhouette)]
     if args.iters is not None:
         cmd += ["--iters", str(args.iters)]
     t0 = time.perf_counter()
@@ -96,6 +98,7 @@ def main() -> int:
     ap.add_argument("--preset", default="default")
     ap.add_argument("--iters", type=int, default=None, help="step count (default: the preset's)")
     ap.add_argument("--lambda-arap", type=float, default=None)
+    ap.add_argument("--lambda-silhouette", type=float, default=None)
     ap.add_argument("--runs", default="/tmp/motion4d-bench-animate", help="folder for the run folders")
     ap.add_argument("--json", default="benchmarks/results/animate.json", help="where to write the results")
     args = ap.parse_args()

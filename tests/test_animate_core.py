@@ -9,7 +9,7 @@ from motion4d.data.transforms import ImageSet
 from motion4d.gaussians.animated_mesh import MeshGaussians
 from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
 from motion4d.gaussians.rotations import quat_to_rotmat
-from motion4d.gaussians.surface import face_areas, rest_covariances, sample_surface
+from motion4d.gaussians.surface import face_areas, refine_triangles, rest_covariances, sample_surface, surface_gaussians
 from motion4d.optim.evaluation import render_frame
 from motion4d.optim.trainer_animate import AnimateTrainer, preset
 from motion4d.render.cameras import intrinsics_from_fov, orbit_viewmats
@@ -119,6 +119,53 @@ def test_shaped_covariances_follow_the_triangle():
         else:
             assert ev[2] > 100 * ev[1]  # thin across the sliver: no sideways spill
             assert torch.linalg.eigh(cov[0]).eigenvectors[:, 2].abs()[0] > 0.99  # long along x
+
+
+def sliver_mesh():
+    """Two faces: a 10 × 0.2 right-angled sliver (area 1) and a unit right triangle (area 0.5), sharing no vertex."""
+    V = torch.tensor([[0.0, 0, 0], [10, 0, 0], [0, 0.2, 0], [0, 0, 1], [1, 0, 1], [0, 1, 1]], dtype=torch.float64)
+    return V, torch.tensor([[0, 1, 2], [3, 4, 5]])
+
+
+def test_refine_triangles_splits_long_edges_and_keeps_the_surface():
+    V, F = sliver_mesh()
+    parent, corners = refine_triangles(V, F, 0.3)
+    assert torch.allclose(corners.sum(-1), torch.ones_like(corners[..., 0]))  # barycentric rows
+    pieces = corners @ V[F[parent]]
+    edges = torch.stack([(pieces[:, i] - pieces[:, (i + 1) % 3]).norm(dim=-1) for i in range(3)], 1)
+    assert float(edges.max()) <= 0.3 + 1e-9
+    piece_faces = torch.arange(3 * len(parent)).reshape(-1, 3)
+    areas = face_areas(pieces.reshape(-1, 3), piece_faces)
+    for f in range(2):  # the pieces tile each face: same area, same winding
+        assert float(areas[parent == f].sum()) == pytest.approx(float(face_areas(V, F)[f]), rel=1e-9)
+    n_face = torch.linalg.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])[parent]
+    n_piece = torch.linalg.cross(pieces[:, 1] - pieces[:, 0], pieces[:, 2] - pieces[:, 0])
+    assert bool(((n_face * n_piece).sum(-1) > 0).all())
+    parent, corners = refine_triangles(V, F, 100.0, max_area=0.01)
+    pieces = corners @ V[F[parent]]
+    assert float(face_areas(pieces.reshape(-1, 3), torch.arange(3 * len(parent)).reshape(-1, 3)).max()) <= 0.01
+    # the cap stops the splitting early instead of exceeding it
+    assert len(refine_triangles(V, F, 0.01, max_triangles=500)[0]) <= 500
+
+
+def test_surface_gaussians_tile_without_needles():
+    V, F = sliver_mesh()
+    fid, bary, cov = surface_gaussians(V, F, 200)
+    assert 100 <= len(fid) <= 300  # bisection counts come in powers of two per face: coarse on two faces
+    gv, gf = grid_mesh(6)
+    assert abs(len(surface_gaussians(gv, gf, 1000)[0]) - 1000) <= 100  # on 50 faces: within 10 %
+    assert bool((bary >= -1e-9).all()) and torch.allclose(bary.sum(1), torch.ones(len(fid), dtype=bary.dtype))
+    # both faces covered, more densely the sliver: its pieces are also split by length
+    assert 0 < int((fid == 1).sum()) / 0.5 <= int((fid == 0).sum()) / 1.0
+    # no Gaussian is much longer than the spacing; random points with each Gaussian shaped like its whole
+    # face give needles over 4× longer than that on the sliver
+    spacing = (1.5 / len(fid)) ** 0.5
+    assert float(torch.linalg.eigvalsh(cov)[:, 2].sqrt().max()) < 2 * spacing
+    old_fid, _ = sample_surface(V, F, 200, generator=torch.Generator().manual_seed(0))
+    old = torch.linalg.eigvalsh(rest_covariances(V, F, old_fid, scale_factor=0.5))[:, 2].sqrt()
+    assert float(old.max()) > 4 * spacing
+    with pytest.raises(ValueError, match="n must be"):
+        surface_gaussians(V, F, 0)
 
 
 def make_model(frame_times, n_nodes=6, seed=0):

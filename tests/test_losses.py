@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from motion4d.optim.losses import gaussian_window, l1_loss, psnr, ssim
+from motion4d.optim.losses import SilhouetteTarget, gaussian_window, l1_loss, psnr, silhouette_chamfer, ssim
 
 
 def _ssim_reference(a: np.ndarray, b: np.ndarray, padding: str) -> float:
@@ -103,3 +103,40 @@ def test_l1_loss():
     assert float(l1_loss(a, b)) == pytest.approx(0.25)
     with pytest.raises(ValueError, match="same shape"):
         l1_loss(a, b[0])
+
+
+
+def _brute_chamfer(points, fg, tol=0.5):
+    ys, xs = torch.nonzero(fg, as_tuple=True)
+    pix = torch.stack([xs, ys], 1).double() + 0.5
+    d = torch.cdist(points.double(), pix)
+    return float((d.min(1).values - tol).clamp_min(0).mean() + (d.min(0).values - tol).clamp_min(0).mean())
+
+
+def test_silhouette_chamfer_matches_brute_force_at_pixel_centres():
+    fg = torch.zeros(12, 16, dtype=torch.bool)
+    fg[3:9, 4:10] = True
+    target = SilhouetteTarget.from_alpha(fg.float()[..., None])
+    assert float(target.outside[5, 5]) == 0.0 and float(target.outside[5, 12]) == 3.0
+    ys, xs = torch.nonzero(fg, as_tuple=True)
+    for shift in (0, 1, 3, 5):  # points on pixel centres: exact (both halves)
+        pts = torch.stack([xs + shift, ys], 1).float() + 0.5
+        assert float(silhouette_chamfer(pts, target)) == pytest.approx(_brute_chamfer(pts, fg), abs=1e-5)
+    assert float(silhouette_chamfer(torch.zeros(0, 2), target)) == 0.0
+    # a point beyond the image border: its distance keeps growing past it (24.5 px out + 6 px to the mask,
+    # less the tolerance); with no point inside the image, the pixel → point half is left out
+    far = torch.tensor([[40.0, 6.0]])
+    assert float(silhouette_chamfer(far, target)) == pytest.approx(30.0)
+
+
+def test_silhouette_chamfer_gradient_pulls_toward_the_mask():
+    fg = torch.zeros(20, 20, dtype=torch.bool)
+    fg[5:15, 5:15] = True
+    target = SilhouetteTarget.from_alpha(fg.float())
+    ys, xs = torch.nonzero(fg, as_tuple=True)
+    pts = (torch.stack([xs + 4, ys], 1).float() + 0.5).requires_grad_(True)  # 4 px right of the mask
+    silhouette_chamfer(pts, target).backward()
+    out = pts.detach()[:, 0] > 15
+    assert (pts.grad[out, 0] > 0).all()  # outside points: descent moves them left (−x)
+    left = pts.detach()[:, 0] < 10  # the left column of points is pulled toward the uncovered pixels
+    assert (pts.grad[left, 0] > 0).any()

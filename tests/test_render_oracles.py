@@ -5,6 +5,7 @@ import torch
 from render_scenes import cameras, random_scene
 
 from motion4d.render import rasterization
+from motion4d.render.cameras import project_points
 from motion4d.render.projection import covariance_3d, project_gaussians
 from motion4d.render.sh import eval_sh
 
@@ -26,6 +27,15 @@ def test_projection_matches_gsplat_reference(w, h):
     # gsplat's reference boxes use k = 3.33; ours are opacity-aware, hence never larger.
     assert (ours.radii <= radii).all()
     assert ((ours.radii > 0).any(-1) <= (radii > 0).any(-1)).all()
+
+
+def test_project_points_matches_gsplat_means2d():
+    means, quats, scales, opac, _ = random_scene(200, seed=4, dtype=torch.float64)
+    viewmats, Ks = cameras(50, 30, 3, dtype=torch.float64)
+    _, means2d, depths, _, _ = gsplat_impl._fully_fused_projection(means, covariance_3d(quats, scales), viewmats, Ks, 50, 30, eps2d=0.3)
+    uv, z = project_points(means, viewmats, Ks)
+    torch.testing.assert_close(uv, means2d)
+    torch.testing.assert_close(z, depths)
 
 
 def test_antialiased_compensation_matches_gsplat_reference():

@@ -43,6 +43,8 @@ class MeshGaussians(nn.Module):
         skin_k: nodes per vertex.
         opacity: initial opacity of every Gaussian.
         scale_factor, normal_ratio, edge_ratio: see :func:`motion4d.gaussians.surface.rest_covariances`.
+        covars: [N,3,3] rest covariances to use instead (e.g. from :func:`motion4d.gaussians.surface.surface_gaussians`);
+            then scale_factor, normal_ratio and edge_ratio are not used.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class MeshGaussians(nn.Module):
         scale_factor: float = 0.7,
         normal_ratio: float = 0.1,
         edge_ratio: float = 0.0,
+        covars: Tensor | None = None,
     ):
         super().__init__()
         n = face_ids.shape[0]
@@ -73,9 +76,11 @@ class MeshGaussians(nn.Module):
         self.register_buffer("barycentrics", barycentrics.detach().clone())
         self.register_buffer("skin_indices", idx)
         self.register_buffer("skin_weights", w)
-        self.register_buffer("rest_covars", rest_covariances(
-            vertices, self.faces, self.face_ids, self.barycentrics, scale_factor=scale_factor, normal_ratio=normal_ratio, edge_ratio=edge_ratio
-        ))
+        if covars is None:
+            covars = rest_covariances(vertices, self.faces, self.face_ids, self.barycentrics, scale_factor=scale_factor, normal_ratio=normal_ratio, edge_ratio=edge_ratio)
+        elif covars.shape != (n, 3, 3):
+            raise ValueError(f"covars must have shape [{n},3,3], got {list(covars.shape)}")
+        self.register_buffer("rest_covars", covars.detach().to(vertices.dtype).clone())
         self.register_buffer("rest_frames_inv", torch.linalg.pinv(face_frames(vertices.double(), self.faces)).to(vertices.dtype))
         self.params = nn.ParameterDict({
             "sh0": nn.Parameter(rgb_to_sh0(colors.detach().clamp(0, 1))[:, None, :].clone()),

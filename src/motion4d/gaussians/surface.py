@@ -8,6 +8,8 @@ and the unit normal scaled by √(2·area)), a deformed face maps rest covarianc
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -55,6 +57,103 @@ def sample_surface(vertices: Tensor, faces: Tensor, n: int, *, generator: torch.
     r2 = torch.rand(face_ids.shape[0], generator=generator, dtype=torch.float64)
     bary = torch.stack([1 - r1, r1 * (1 - r2), r1 * r2], dim=-1)
     return face_ids.to(faces.device), bary.to(vertices.dtype).to(vertices.device)
+
+
+def refine_triangles(
+    vertices: Tensor, faces: Tensor, max_edge: float, *, max_area: float | None = None, max_triangles: int = 2_000_000
+) -> tuple[Tensor, Tensor]:
+    """Split the faces by longest-edge bisection until no edge is longer than ``max_edge`` and (if given)
+    no piece's area exceeds ``max_area``.
+
+    The pieces are not a new mesh (neighbours need not share the new vertices): each is a triangle on
+    its parent face, given by its corners' barycentric coordinates there, so that points and shapes on it
+    still follow the parent's motion. Splitting stops early (with a larger last edge) rather than exceed
+    ``max_triangles``.
+
+    Returns ``(parent [S] long, corners [S,3,3])``: row i of ``corners[s]`` is corner i's barycentrics in
+    face ``parent[s]``; corners keep the parent's winding.
+    """
+    _check_mesh(vertices, faces)
+    if not max_edge > 0:
+        raise ValueError(f"max_edge must be > 0, got {max_edge}")
+    tri = vertices.double()[faces].cpu()  # [F,3,3]
+    parent = torch.arange(faces.shape[0])
+    corners = torch.eye(3, dtype=torch.float64).expand(faces.shape[0], 3, 3).clone()
+    while True:
+        pos = corners @ tri[parent]  # [S,3,3] corner positions
+        edge = torch.stack([(pos[:, (k + 2) % 3] - pos[:, (k + 1) % 3]).norm(dim=-1) for k in range(3)], dim=1)  # opposite corner k
+        longest, k = edge.max(dim=1)
+        split = longest > max_edge
+        if max_area is not None:
+            split |= torch.linalg.cross(pos[:, 1] - pos[:, 0], pos[:, 2] - pos[:, 0]).norm(dim=-1) / 2 > max_area
+        n_split = int(split.sum())
+        if n_split == 0 or corners.shape[0] + n_split > max_triangles:
+            break
+        s = torch.nonzero(split)[:, 0]
+        ks = k[s]
+        ci, cj = corners[s, (ks + 1) % 3], corners[s, (ks + 2) % 3]
+        ck, mid = corners[s, ks], (ci + cj) / 2
+        # (k, i, j) → (k, i, m) and (k, m, j): the same winding
+        first = torch.stack([ck, ci, mid], dim=1)
+        second = torch.stack([ck, mid, cj], dim=1)
+        keep = ~split
+        corners = torch.cat([corners[keep], first, second])
+        parent = torch.cat([parent[keep], parent[s], parent[s]])
+    return parent.to(faces.device), corners.to(vertices.dtype).to(vertices.device)
+
+
+def surface_gaussians(
+    vertices: Tensor,
+    faces: Tensor,
+    n: int,
+    *,
+    scale_factor: float = 0.5,
+    normal_ratio: float = 0.1,
+    min_area_fraction: float = 1e-9,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """About ``n`` surface Gaussians tiling the mesh: ``(face_ids [N], barycentrics [N,3], rest covariances [N,3,3])``.
+
+    The faces are split (:func:`refine_triangles`; the area limit, and an edge limit 2× the legs of a
+    right isosceles piece that size, are adjusted until there are about ``n`` pieces; never fewer than
+    usable faces). Bisection keeps a sliver's aspect ratio, so the edge limit is what bounds the length
+    of a sliver's pieces: they get smaller, not rounder. and each piece gets one Gaussian at its
+    centroid, shaped like the piece (:func:`rest_covariances` with m = 1). Compared with random points on
+    the faces, each Gaussian shaped like its whole face:
+
+    - no needles: a long sliver face (a box side in two triangles) gave needle-shaped Gaussians whose tips
+      poked past the face's corners; CesiumMilkTruck's rest pose rendered with 10–16 % more alpha than its
+      images, spikes at every long edge;
+    - no gaps or clumps: random points leave holes the background shows through.
+
+    Faces with area below ``min_area_fraction`` × the total get none (degenerate).
+    """
+    _check_mesh(vertices, faces)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    areas = face_areas(vertices.double(), faces)
+    total = float(areas.sum())
+    if not total > 0:
+        raise ValueError("the mesh has no area")
+    usable = torch.nonzero(areas > min_area_fraction * total)[:, 0]
+    v, f = vertices.double(), faces[usable]
+    area = total / n  # split pieces larger than this (halving), or longer than 2 legs of that right isosceles
+    lo = hi = best = None  # the count is a step function of the limits: bracket it, keep the closest
+    for _ in range(12):
+        parent, corners = refine_triangles(v, f, 2.0 * (2.0 * area) ** 0.5, max_area=area, max_triangles=max(4 * n, 2 * f.shape[0]))
+        ratio = parent.shape[0] / n
+        if best is None or abs(math.log(ratio)) < abs(math.log(best[0])):
+            best = (ratio, parent, corners)
+        if 0.9 <= ratio <= 1.1 or (ratio < 1 and parent.shape[0] <= f.shape[0]):
+            break
+        lo, hi = (area, hi) if ratio > 1 else (lo, area)
+        area = (lo * hi) ** 0.5 if lo is not None and hi is not None else area * ratio
+    _, parent, corners = best
+    pieces = corners @ v[f[parent]]  # [S,3,3] corner positions
+    ids = torch.arange(pieces.shape[0], device=faces.device)
+    covars = rest_covariances(pieces.reshape(-1, 3), ids.reshape(-1, 1) * 3 + torch.arange(3, device=faces.device), ids,
+                              scale_factor=scale_factor, normal_ratio=normal_ratio)  # fmt: skip
+    bary = corners.mean(dim=1)  # the centroid's barycentrics in the parent face
+    return usable[parent], bary.to(vertices.dtype), covars.to(vertices.dtype)
 
 
 def rest_covariances(

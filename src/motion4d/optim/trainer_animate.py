@@ -4,7 +4,13 @@ The model is :class:`~motion4d.gaussians.animated_mesh.MeshGaussians`: surface G
 mesh, moved by a deformation graph with one rigid transform per node and keyframe (the driving video's
 frames). Each step renders ``batch_views`` training images, each at its own frame, and minimises
 
-    (1 − λ_dssim)·L1 + λ_dssim·(1 − SSIM)  +  λ_mask · L1(alpha, mask)  +  λ_arap · ARAP  +  λ_motion_smoothness · smoothness
+    (1 − λ_dssim)·L1 + λ_dssim·(1 − SSIM)  +  λ_mask · L1(alpha, mask)  +  λ_silhouette · chamfer(surface, mask)
+      +  λ_arap · ARAP  +  λ_motion_smoothness · smoothness
+
+The silhouette chamfer (:func:`~motion4d.optim.losses.silhouette_chamfer`, in image widths) compares the
+projected surface points with the images' foreground pixels. Its gradient reaches parts far outside the
+current outline, where the alpha and colour terms, which only move Gaussians on the outline, see nothing:
+AnimatedMorphSphere flattens to about twice its width, and without it the fit stays a sphere.
 
 ``lambda_arap`` trades motion amplitude against fidelity as in Animate3D: high values keep the asset
 rigid-ish (faithful shape, damped motion), low values follow the video more freely.
@@ -28,8 +34,10 @@ import torch
 from torch import Tensor
 
 from motion4d.optim.evaluation import render_frame
+from motion4d.optim.losses import SilhouetteTarget, silhouette_chamfer
 from motion4d.optim.strategy import DensifyConfig
 from motion4d.optim.trainer_base import GaussianTrainer, TrainConfig, decayed, replace_preset
+from motion4d.render.cameras import project_points
 
 if TYPE_CHECKING:
     from motion4d.data.transforms import ImageSet
@@ -86,6 +94,8 @@ class AnimateConfig(TrainConfig):
     """Final learning rate of the translations, times the scene radius."""
     lambda_mask: float = 0.5
     """Weight of the L1 between rendered alpha and the images' alpha (when the data has alpha)."""
+    lambda_silhouette: float = 1.0
+    """Weight of the silhouette chamfer between projected surface points and the images' alpha masks."""
     lambda_arap: float = 1.0
     """Weight of the graph's as-rigid-as-possible term."""
     lambda_motion_smoothness: float = 0.05
@@ -128,6 +138,7 @@ class AnimateTrainer(GaussianTrainer):
             raise ValueError(f"batch_views must be >= 1, got {config.batch_views}")
         super().__init__(config, model, views, scene_scale, ckpt_dir=ckpt_dir)
         self.alphas = views.alphas.to(self.device, torch.float32) if views.alphas is not None else None
+        self.silhouettes = [SilhouetteTarget.from_alpha(a) for a in self.alphas] if self.alphas is not None and config.lambda_silhouette > 0 else None
         ft = model.graph.frame_times.cpu()
         self.frame_of_row = (views.times.double()[:, None] - ft.double()[None]).abs().argmin(dim=1)  # [M]
         self.rows_of_frame = [torch.where(self.frame_of_row == f)[0] for f in range(len(ft))]
@@ -183,11 +194,14 @@ class AnimateTrainer(GaussianTrainer):
         loss = torch.zeros((), device=self.device)
         for f in torch.unique(frames).tolist():
             idx = rows[frames == f].to(self.device)
-            out = render_frame(self.model.at_time(float(ft[f])), self.viewmats[idx], self.Ks[idx], self.views.width, self.views.height,
+            posed = self.model.at_time(float(ft[f]))
+            out = render_frame(posed, self.viewmats[idx], self.Ks[idx], self.views.width, self.views.height,
                                background=self.background, backend=cfg.backend)  # fmt: skip
             term = self.photometric_loss(out.rgb, self.images[idx])
             if self.alphas is not None and cfg.lambda_mask > 0:
                 term = term + cfg.lambda_mask * (out.alpha - self.alphas[idx]).abs().mean()
+            if self.silhouettes is not None:
+                term = term + cfg.lambda_silhouette * self._silhouette(posed.means, idx)
             loss = loss + term * (len(idx) / len(rows))
         regs = self.model.regularizers()
         loss = loss + cfg.lambda_arap * regs["arap"] + cfg.lambda_motion_smoothness * regs["motion_smoothness"]
@@ -196,6 +210,14 @@ class AnimateTrainer(GaussianTrainer):
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return float(loss.detach())
+
+    def _silhouette(self, means: Tensor, idx: Tensor) -> Tensor:
+        """Mean silhouette chamfer (in image widths) of the surface points ``means`` over the images ``idx``."""
+        uv, z = project_points(means, self.viewmats[idx], self.Ks[idx])
+        total = means.sum() * 0.0
+        for b, row in enumerate(idx.tolist()):
+            total = total + silhouette_chamfer(uv[b][z[b] > 0], self.silhouettes[row])
+        return total / (len(idx) * self.views.width)
 
     def postfix(self, loss: float) -> dict[str, object]:
         return {**super().postfix(loss), "frames": f"{self.active}/{len(self.rows_of_frame)}"}

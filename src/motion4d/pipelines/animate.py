@@ -33,7 +33,7 @@ from motion4d.gaussians.animated_mesh import MeshGaussians
 from motion4d.gaussians.rotations import quat_to_rotmat, rotmat_to_quat
 from motion4d.gaussians.skinned import SkinnedGaussians
 from motion4d.gaussians.deform_graph import skinning_weights
-from motion4d.gaussians.surface import sample_surface
+from motion4d.gaussians.surface import surface_gaussians
 from motion4d.optim.motion import motion_amplitude
 from motion4d.optim.trainer_animate import PRESETS, AnimateConfig, AnimateTrainer
 from motion4d.pipelines.evaluate import evaluate_model
@@ -111,11 +111,11 @@ def build_model(mesh_world: Mesh, frame_times: torch.Tensor, config: AnimateConf
     """Surface Gaussians on ``mesh_world`` (coloured by its materials) bound to a fresh deformation graph."""
     vertices = torch.from_numpy(mesh_world.vertices)
     faces = torch.from_numpy(mesh_world.faces)
-    face_ids, bary = sample_surface(vertices, faces, config.n_init, generator=torch.Generator().manual_seed(config.seed))
+    face_ids, bary, covars = surface_gaussians(vertices, faces, config.n_init, scale_factor=config.scale_factor)
     colors = torch.from_numpy(mesh_world.colors_at(face_ids.numpy(), bary.numpy()))
     return MeshGaussians.build(
         vertices, faces, face_ids, bary, colors, frame_times,
-        n_nodes=config.n_nodes, n_neighbors=config.n_neighbors, skin_k=config.skin_k, scale_factor=config.scale_factor, edge_ratio=config.edge_ratio,
+        n_nodes=config.n_nodes, n_neighbors=config.n_neighbors, skin_k=config.skin_k, covars=covars,
     )  # fmt: skip
 
 

@@ -99,3 +99,17 @@ def orbit_viewmats(
         dim=-1,
     ) + torch.tensor(target)
     return look_at(eye, torch.tensor(target).expand_as(eye), torch.tensor(up).expand_as(eye))
+
+
+def project_points(points: Tensor, viewmats: Tensor, Ks: Tensor) -> tuple[Tensor, Tensor]:
+    """Pinhole projection of world ``points [P,3]`` into cameras ``viewmats [C,4,4]``, ``Ks [C,3,3]``.
+
+    Returns pixel coordinates ``uv [C,P,2]`` (pixel centres at +0.5) and camera depths ``z [C,P]``;
+    points at depth <= 0 get the uv of depth 1e-6 (mask them with ``z``). Differentiable.
+    """
+    cam = torch.einsum("cab,pb->cpa", viewmats[:, :3, :3], points) + viewmats[:, None, :3, 3]
+    z = cam[..., 2]
+    safe = z.clamp_min(1e-6)
+    u = Ks[:, None, 0, 0] * cam[..., 0] / safe + Ks[:, None, 0, 2]
+    v = Ks[:, None, 1, 1] * cam[..., 1] / safe + Ks[:, None, 1, 2]
+    return torch.stack([u, v], dim=-1), z
