@@ -16,7 +16,7 @@ and the 16 frames:
 It also prints the Gaussians' PSNR on the held-out views and the minutes. Prints a table and writes JSON.
 
     python benchmarks/animate.py /work/shared/data [--assets riggedfigure,cesiummilktruck,animatedmorphsphere]
-        [--minutes 10] [--preset default] [--lambda-arap X] [--runs /tmp/bench-animate]
+        [--minutes 10] [--preset default] [--lambda-arap X] [--lambda-silhouette X] [--lambda-rest X] [--nodes N] [--runs /tmp/bench-animate]
         [--json benchmarks/results/animate.json]
 """
 
@@ -73,10 +73,9 @@ def run_one(root: Path, name: str, out: Path, args) -> dict:
         sys.executable, "-m", "motion4d", "-q", "animate", str(asset), "--driving", str(driving), "--out", str(out),
         "--preset", args.preset, "--time-budget", str(60.0 * args.minutes), "--no-progress", "--video-frames", "0",
     ]  # fmt: skip
-    if args.lambda_arap is not None:
-        cmd += ["--lambda-arap", str(args.lambda_arap)]
-    if args.lambda_silhouette is not None:
-        cmd += ["--lambda-silhouette", str(args.lambda_silhouette)]
+    for flag in ("lambda_arap", "lambda_silhouette", "lambda_rest", "nodes"):
+        if getattr(args, flag) is not None:
+            cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     if args.iters is not None:
         cmd += ["--iters", str(args.iters)]
     t0 = time.perf_counter()
@@ -99,6 +98,8 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=None, help="step count (default: the preset's)")
     ap.add_argument("--lambda-arap", type=float, default=None)
     ap.add_argument("--lambda-silhouette", type=float, default=None)
+    ap.add_argument("--lambda-rest", type=float, default=None)
+    ap.add_argument("--nodes", type=int, default=None)
     ap.add_argument("--runs", default="/tmp/motion4d-bench-animate", help="folder for the run folders")
     ap.add_argument("--json", default="benchmarks/results/animate.json", help="where to write the results")
     args = ap.parse_args()

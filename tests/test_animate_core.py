@@ -274,3 +274,25 @@ def test_skinned_gaussians_move_rigidly_and_round_trip(tmp_path):
     assert torch.isfinite(model.graph.quats.grad).all()
     back = SkinnedGaussians.load(model.save(tmp_path / "s.safetensors"))
     assert torch.allclose(back.at_time(0.5).means, model.at_time(0.5).means, atol=1e-6)
+
+
+def test_rest_term_is_zero_at_rest_and_nearly_l1():
+    graph = DeformationGraph(torch.randn(10, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0.0, 1.0]))
+    graph.requires_grad_(False)
+    assert float(graph.rest_deviation()) == 0.0
+    s = float(graph._neighbor_scale())
+    small, large = [], []
+    for amount, out in ((0.5, small), (5.0, large)):
+        with torch.no_grad():
+            graph.translations.zero_()
+            graph.translations[1, 0, 0] = amount * s  # one node of one keyframe moves `amount` neighbour distances
+        out.append(float(graph.rest_deviation()))
+    per_node = 1 / (10 * 2)
+    assert small[0] == pytest.approx(per_node * 0.5, rel=0.03) and large[0] == pytest.approx(per_node * 5.0, rel=0.01)
+    # a rotation by θ costs 2 sin(θ/2) (about θ), for either sign of the quaternion
+    for sign in (1.0, -1.0):
+        with torch.no_grad():
+            graph.translations.zero_()
+            graph.quats[1, 3] = sign * torch.tensor([math.cos(0.2), 0.0, 0.0, math.sin(0.2)])
+        assert float(graph.rest_deviation()) == pytest.approx(per_node * 2 * math.sin(0.2), rel=0.03)
+    assert set(graph.regularizers()) == {"arap", "motion_smoothness", "rest"}

@@ -151,8 +151,8 @@ class MeshGaussians(nn.Module):
         return (p1 - p0).norm(dim=-1)
 
     def regularizers(self, t: float | None = None) -> dict[str, Tensor]:
-        """``"arap"`` and ``"motion_smoothness"`` of the graph (see :mod:`motion4d.gaussians.deform_graph`)."""
-        return {"arap": self.graph.arap(), "motion_smoothness": self.graph.motion_smoothness()}
+        """The graph's regularisers (:meth:`motion4d.gaussians.deform_graph.DeformationGraph.regularizers`)."""
+        return self.graph.regularizers()
 
     def skin(self) -> tuple[Tensor, Tensor]:
         """Per-vertex ``(node indices [V,k], weights [V,k])`` — the skin an exporter writes."""

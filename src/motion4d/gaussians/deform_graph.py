@@ -15,6 +15,11 @@ Regularisers (Animate3D / embedded deformation):
   averaged and divided by the squared mean neighbour distance (scale-free). Zero for any rigid motion.
 - ``"motion_smoothness"``: mean squared second difference over keyframes of node positions (÷ same scale)
   and of rotation quaternions. Zero for constant-velocity motion.
+- ``"rest"``: mean over keyframes and nodes of the Charbonnier norm ``√(x² + ε²) − ε`` of each node's
+  motion ``x² = |d|² / s² + (2 sin(θ/2))²`` (translation in mean neighbour distances s, rotation angle θ).
+  Close to L1: it costs about the same per unit of motion however large, so motion the images ask for
+  stays, while motion they cannot see (a textureless sphere turning, a static body drifting to explain
+  shading) is pulled back to the rest pose — among equally good fits, the one that moves least.
 """
 
 from __future__ import annotations
@@ -186,6 +191,17 @@ class DeformationGraph(nn.Module):
         pred = torch.einsum("fjab,jkb->fjka", R, rel) + g[None, :, None] + d[:, :, None]
         actual = g[nb][None] + d[:, nb]
         return (pred - actual).square().sum(-1).mean() / self._neighbor_scale().square()
+
+    def regularizers(self) -> dict[str, Tensor]:
+        """``"arap"``, ``"motion_smoothness"`` and ``"rest"`` (see the module docstring)."""
+        return {"arap": self.arap(), "motion_smoothness": self.motion_smoothness(), "rest": self.rest_deviation()}
+
+    def rest_deviation(self, eps: float = 0.01) -> Tensor:
+        """The "rest" term (see the module docstring): 0 at the rest pose."""
+        q = torch.nn.functional.normalize(self.quats, dim=-1)
+        sin_half = q[..., 1:].norm(dim=-1)  # |sin(θ/2)|, whichever sign the quaternion has
+        x2 = (self.translations / self._neighbor_scale()).square().sum(-1) + (2 * sin_half).square()
+        return ((x2 + eps * eps).sqrt() - eps).mean()
 
     def motion_smoothness(self) -> Tensor:
         """The "motion_smoothness" term: second differences over keyframes (0 with fewer than 3)."""

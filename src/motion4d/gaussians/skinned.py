@@ -96,8 +96,8 @@ class SkinnedGaussians(nn.Module):
         return (self.at_time(t1).means - self.at_time(t0).means).norm(dim=-1)
 
     def regularizers(self, t: float | None = None) -> dict[str, Tensor]:
-        """``"arap"`` and ``"motion_smoothness"`` of the graph."""
-        return {"arap": self.graph.arap(), "motion_smoothness": self.graph.motion_smoothness()}
+        """The graph's regularisers (:meth:`motion4d.gaussians.deform_graph.DeformationGraph.regularizers`)."""
+        return self.graph.regularizers()
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write Gaussians, skin and graph to one safetensors file (atomically)."""

@@ -5,7 +5,7 @@ mesh, moved by a deformation graph with one rigid transform per node and keyfram
 frames). Each step renders ``batch_views`` training images, each at its own frame, and minimises
 
     (1 − λ_dssim)·L1 + λ_dssim·(1 − SSIM)  +  λ_mask · L1(alpha, mask)  +  λ_silhouette · chamfer(surface, mask)
-      +  λ_arap · ARAP  +  λ_motion_smoothness · smoothness
+      +  λ_arap · ARAP  +  λ_motion_smoothness · smoothness  +  λ_rest · rest
 
 The silhouette chamfer (:func:`~motion4d.optim.losses.silhouette_chamfer`, in image widths) compares the
 projected surface points with the images' foreground pixels. Its gradient reaches parts far outside the
@@ -100,6 +100,9 @@ class AnimateConfig(TrainConfig):
     """Weight of the graph's as-rigid-as-possible term."""
     lambda_motion_smoothness: float = 0.05
     """Weight of the keyframes' second-difference smoothness."""
+    lambda_rest: float = 0.0
+    """Weight of the graph's pull toward the rest pose (nearly L1 in each node's motion; see
+    :mod:`motion4d.gaussians.deform_graph`): among fits the images cannot tell apart, the one that moves least."""
     warmup_fraction: float = 0.4
     """Fraction of training over which keyframes join one by one (0: all from the start)."""
 
@@ -204,7 +207,7 @@ class AnimateTrainer(GaussianTrainer):
                 term = term + cfg.lambda_silhouette * self._silhouette(posed.means, idx)
             loss = loss + term * (len(idx) / len(rows))
         regs = self.model.regularizers()
-        loss = loss + cfg.lambda_arap * regs["arap"] + cfg.lambda_motion_smoothness * regs["motion_smoothness"]
+        loss = loss + cfg.lambda_arap * regs["arap"] + cfg.lambda_motion_smoothness * regs["motion_smoothness"] + cfg.lambda_rest * regs["rest"]
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
