@@ -195,7 +195,7 @@ def test_save_load_round_trip(tmp_path):
                 assert torch.equal(a, b)
     g3d = Gaussians3D.random_in_sphere(10, sh_degree=0)
     g3d.save(tmp_path / "static.safetensors")
-    with pytest.raises(ValueError, match="not a DeformGaussians"):
+    with pytest.raises(ValueError, match="not a motion4d.DeformGaussians"):
         DeformGaussians.load(tmp_path / "static.safetensors")
     with pytest.raises(FileNotFoundError):
         DeformGaussians.load(tmp_path / "missing.safetensors")

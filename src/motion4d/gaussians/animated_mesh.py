@@ -12,18 +12,15 @@ material; trainable, so lighting in the driving images need not be explained by 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from motion4d.atomic import atomic_path
 from motion4d.gaussians.activations import opacity_activation, opacity_inverse, rgb_to_sh0
 from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
+from motion4d.gaussians.files import load_tensors, save_tensors
 from motion4d.gaussians.gaussians3d import GaussianFrame
 from motion4d.gaussians.surface import deformed_covariances, face_frames, rest_covariances, surface_points
 
@@ -161,23 +158,15 @@ class MeshGaussians(nn.Module):
     # ---- files ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write buffers, parameters and graph to a safetensors file (atomically)."""
-        path = Path(path)
         tensors = {k: getattr(self, k) for k in _BUFFERS}
         tensors.update({f"params.{k}": v for k, v in self.params.items()})
         tensors.update(self.graph.to_tensors())
-        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": FORMAT, "sh_degree": json.dumps(0)})
-        return path
+        return save_tensors(path, tensors, FORMAT, sh_degree=0)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MeshGaussians":
         """Read a file written by :meth:`save`."""
-        path = Path(path)
-        with safe_open(str(path), framework="pt") as f:
-            if (f.metadata() or {}).get("format") != FORMAT:
-                raise ValueError(f"{path}: not a {FORMAT} file")
-        t = load_file(str(path))
+        t, _ = load_tensors(path, FORMAT)
         graph = DeformationGraph.from_tensors(t)
         model = cls.__new__(cls)
         nn.Module.__init__(model)

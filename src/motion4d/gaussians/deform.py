@@ -25,17 +25,15 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from motion4d.atomic import atomic_path
 from motion4d.gaussians.activations import (
     opacity_activation,
     scale_activation,
     scale_inverse,
 )
 from motion4d.gaussians.base import GaussianParams
+from motion4d.gaussians.files import load_tensors, save_tensors
 from motion4d.gaussians.gaussians3d import PARAM_NAMES, GaussianFrame, Gaussians3D
 from motion4d.gaussians.hexplane import HexPlaneConfig, HexPlaneField, check_aabb
 from motion4d.gaussians.rotations import quat_to_rotmat
@@ -264,30 +262,14 @@ class DeformGaussians(GaussianParams):
     # ---- files ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write canonical parameters, field and MLP weights and the config to one safetensors file (atomically)."""
-        path = Path(path)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        metadata = {
-            "format": FORMAT,
-            "sh_degree": json.dumps(self._sh_degree),
-            "config": json.dumps(dataclasses.asdict(self.config)),
-        }
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
-        return path
+        return save_tensors(path, self.state_dict(), FORMAT, sh_degree=self._sh_degree, config=json.dumps(dataclasses.asdict(self.config)))
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: torch.device | str | None = None) -> "DeformGaussians":
         """Read a file written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no DeformGaussians file at {path}")
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a DeformGaussians file (format {metadata.get('format')!r})")
+        tensors, metadata = load_tensors(path, FORMAT)
         raw = json.loads(metadata["config"])
         config = HexPlaneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
-        tensors = load_file(str(path), device="cpu")
         aabb = check_aabb(tensors["field.aabb"])
         model = cls(*(tensors[f"params.{k}"] for k in PARAM_NAMES), aabb=aabb, config=config)
         model.load_state_dict(tensors)

@@ -13,16 +13,13 @@ Every representation (static, 4D rotor, deformation field) answers :meth:`at_tim
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from motion4d.atomic import atomic_path
 from motion4d.gaussians.activations import (
     num_sh_bases,
     opacity_inverse,
@@ -30,7 +27,9 @@ from motion4d.gaussians.activations import (
     scale_inverse,
 )
 from motion4d.gaussians.base import GaussianParams, check_shapes, make_params
+from motion4d.gaussians.files import load_tensors, save_tensors
 
+FORMAT = "motion4d.Gaussians3D"
 PARAM_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh0", "shN")
 
 
@@ -201,21 +200,11 @@ class Gaussians3D(GaussianParams):
     # ---- files ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write the raw parameters to a safetensors file (atomically: temp file, then rename)."""
-        path = Path(path)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.params.items()}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "motion4d.Gaussians3D", "sh_degree": json.dumps(self._sh_degree)})
-        return path
+        return save_tensors(path, dict(self.params.items()), FORMAT, sh_degree=self._sh_degree)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: torch.device | str | None = None) -> "Gaussians3D":
         """Read a file written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no Gaussians file at {path}")
-        tensors = load_file(str(path), device="cpu")
-        missing = [k for k in PARAM_NAMES if k not in tensors]
-        if missing:
-            raise ValueError(f"{path}: not a Gaussians3D file (missing {', '.join(missing)})")
+        tensors, _ = load_tensors(path, FORMAT)
         model = cls(*(tensors[k] for k in PARAM_NAMES))
         return model.to(device) if device is not None else model

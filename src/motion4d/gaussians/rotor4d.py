@@ -14,16 +14,13 @@ densification may replace entry by entry):
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from motion4d.atomic import atomic_path
 from motion4d.gaussians.activations import (
     opacity_activation,
     opacity_inverse,
@@ -31,6 +28,7 @@ from motion4d.gaussians.activations import (
     scale_inverse,
 )
 from motion4d.gaussians.base import GaussianParams, check_shapes, make_params
+from motion4d.gaussians.files import load_tensors, save_tensors
 from motion4d.gaussians.gaussians3d import GaussianFrame, Gaussians3D
 from motion4d.gaussians.rotor_math import (
     conditional_terms,
@@ -292,21 +290,11 @@ class Gaussians4DRotor(GaussianParams):
     # ---- files ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write the raw parameters to a safetensors file (atomically: temp file, then rename)."""
-        path = Path(path)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.params.items()}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": FORMAT, "sh_degree": json.dumps(self._sh_degree)})
-        return path
+        return save_tensors(path, dict(self.params.items()), FORMAT, sh_degree=self._sh_degree)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: torch.device | str | None = None) -> "Gaussians4DRotor":
         """Read a file written by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no Gaussians file at {path}")
-        tensors = load_file(str(path), device="cpu")
-        missing = [k for k in PARAM_NAMES if k not in tensors]
-        if missing:
-            raise ValueError(f"{path}: not a {FORMAT} file (missing {', '.join(missing)})")
+        tensors, _ = load_tensors(path, FORMAT)
         model = cls(*(tensors[k] for k in PARAM_NAMES))
         return model.to(device) if device is not None else model

@@ -12,18 +12,15 @@ field parameters, as in :class:`~motion4d.gaussians.animated_mesh.MeshGaussians`
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from motion4d.atomic import atomic_path
 from motion4d.gaussians.activations import opacity_activation, scale_activation
 from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
+from motion4d.gaussians.files import load_tensors, save_tensors
 from motion4d.gaussians.gaussians3d import PARAM_NAMES, GaussianFrame, Gaussians3D
 from motion4d.gaussians.rotations import quat_to_rotmat
 
@@ -101,22 +98,14 @@ class SkinnedGaussians(nn.Module):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write Gaussians, skin and graph to one safetensors file (atomically)."""
-        path = Path(path)
         tensors = {f"params.{k}": v for k, v in self.params.items()}
         tensors.update({"skin_indices": self.skin_indices, "skin_weights": self.skin_weights, **self.graph.to_tensors()})
-        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": FORMAT, "sh_degree": json.dumps(self._sh_degree)})
-        return path
+        return save_tensors(path, tensors, FORMAT, sh_degree=self._sh_degree)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SkinnedGaussians":
         """Read a file written by :meth:`save`."""
-        path = Path(path)
-        with safe_open(str(path), framework="pt") as f:
-            if (f.metadata() or {}).get("format") != FORMAT:
-                raise ValueError(f"{path}: not a {FORMAT} file")
-        t = load_file(str(path))
+        t, _ = load_tensors(path, FORMAT)
         graph = DeformationGraph.from_tensors(t)
         g3d = Gaussians3D(*(t[f"params.{k}"] for k in PARAM_NAMES))
         model = cls(g3d, graph, skin_k=t["skin_indices"].shape[1])
