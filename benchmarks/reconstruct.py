@@ -13,29 +13,21 @@ JSON: test PSNR, SSIM, motion_amplitude, Gaussians, steps and seconds per run.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from _runner import run_motion4d, write_json
 
 
 def run_one(data: str, out: Path, model: str, sampler: str, args) -> dict:
     cmd = [
-        sys.executable, "-m", "motion4d", "-q", "reconstruct", data, "--out", str(out), "--model", model,
+        "reconstruct", data, "--out", str(out), "--model", model,
         "--sampler", sampler, "--preset", args.preset, "--iters", str(args.iters),
         "--time-budget", str(60.0 * args.minutes), "--seed", str(args.seed), "--no-progress", "--video-frames", "0",
     ]  # fmt: skip
     if args.downscale:
         cmd += ["--downscale", str(args.downscale)]
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1], "wall_s": wall}
-    report = json.loads((out / "report.json").read_text())
-    keys = ("psnr", "ssim", "motion_amplitude", "n_gaussians", "iters", "seconds")
-    return {**{k: report[k] for k in keys}, "wall_s": wall}
+    return run_motion4d(cmd, out, ("psnr", "ssim", "motion_amplitude", "n_gaussians", "iters", "seconds"))
 
 
 def main() -> int:
@@ -68,9 +60,7 @@ def main() -> int:
                 else:
                     print(f"{name:<22} {model:<8} {sampler:<8} {r['psnr']:6.2f} {r['ssim']:6.3f} {r['motion_amplitude']:7.3f} "
                           f"{r['n_gaussians']:7d} {r['iters']:6d} {r['seconds']:6.0f}", flush=True)  # fmt: skip
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"minutes": args.minutes, "preset": args.preset, "runs": rows}, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_json(args.json, {"minutes": args.minutes, "preset": args.preset, "runs": rows})
     return 0
 
 

@@ -1,0 +1,30 @@
+"""What the benchmark scripts share: run one ``motion4d`` command in a subprocess and read its run's
+``report.json``; write the results JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_motion4d(argv: list[str], out: Path, keys: tuple[str, ...]) -> dict:
+    """Run ``python -m motion4d -q ARGV`` and return ``keys`` of ``out/report.json`` plus ``wall_s``, or
+    ``{"error": last stderr line, "wall_s"}`` when the command fails."""
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "motion4d", "-q", *argv], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1], "wall_s": wall}
+    report = json.loads((Path(out) / "report.json").read_text())
+    return {**{k: report[k] for k in keys}, "wall_s": wall}
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    """Write ``payload`` as indented JSON (creating the folder) and say so."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {path}")
