@@ -69,15 +69,13 @@ class AnimateConfig(TrainConfig):
     """Graph neighbours per node for the ARAP term."""
     skin_k: int = 4
     """Nodes each vertex is bound to."""
-    scale_factor: float = 0.5
-    """Size of the surface Gaussians: each takes its triangle's shape, with an area of about scale_factor² ×
-    (face area / Gaussians on it) (see :func:`motion4d.gaussians.surface.rest_covariances`)."""
-    edge_ratio: float = 0.0
-    """If > 0, each Gaussian's extent is also at most its distance to the face's nearest edge / this.
-    Rendered at the true rest pose, total alpha over the images' (6 views each): triangle-shaped with
-    scale 0.5 → RiggedFigure 1.08, CesiumMilkTruck 1.12, AnimatedMorphSphere 1.01; isotropic with scale
-    0.9 and edge_ratio 3 → 0.99, 0.75, 0.57 (holes on sliver triangles). Too much alpha fattens silhouettes
-    and the fit shrinks the mesh to match; too little leaves holes the fit tries to close."""
+    scale_factor: float = 0.45
+    """Size of the surface Gaussians: each takes the shape of its piece of the surface, with an area of
+    about scale_factor² × the piece's (see :func:`motion4d.gaussians.surface.surface_gaussians`). Total
+    rendered alpha over the images' at the true pose (frames 0 and 8, 20 views): 0.45 → RiggedFigure
+    1.02, CesiumMilkTruck 1.02, AnimatedMorphSphere 0.95 / 1.03; 0.5 → 1.07, 1.04, 1.00 / 1.06. Too much
+    alpha fattens the silhouettes and the fit shrinks the mesh to match (at 0.5 CesiumMilkTruck's static
+    body shrank 1.3 %)."""
     lr_sh0: float = 2e-2
     """Learning rate of the Gaussians' colours: they absorb the driving video's lighting and shading (a
     Cycles render of a light-grey material can look dark grey), quickly, so that motion is not used to
