@@ -149,6 +149,8 @@ def test_animate_bad_inputs(animate_run, tmp_path, capsys):
         (["animate", str(tmp_path / "missing.glb"), "--driving", str(data)], "missing.glb: no such file"),
         (["animate", str(asset), "--driving", str(tmp_path / "nodata")], "nodata"),
         (["animate", str(asset), "--driving", str(data), "--nodes", "0"], "--nodes"),
+        (["animate", str(asset), "--driving", str(data), "--lambda-rest", "-1"], "--lambda-rest"),
+        (["animate", str(asset), "--driving", str(data), "--lambda-silhouette", "-0.5"], "--lambda-silhouette"),
         (["animate", str(asset), "--driving", str(static)], "no 'time'"),
         (["export", str(tmp_path / "nothing"), "--format", "glb", "--out", str(tmp_path / "x.glb")], "nothing"),
     ]

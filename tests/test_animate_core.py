@@ -228,6 +228,24 @@ def test_trainer_recovers_a_known_motion(tmp_path):
     assert after < 0.3 * before, (before, after)
 
 
+def test_silhouette_term_reaches_beyond_the_outline():
+    """The target lies a whole sheet-width away (the silhouettes do not overlap): colour and alpha see
+    nothing to pull on, the silhouette chamfer pulls the sheet over."""
+    times = [0.0, 1.0]
+    target = make_model(times)
+    rigid_graph_motion(target.graph, 1, torch.eye(3), torch.tensor([0.0, 0.0, 2.2]))
+    views = synthetic_driving(target, n_views=4)
+    errors = {}
+    for lam in (0.0, 1.0):
+        model = make_model(times)
+        cfg = preset("tiny", iters=60, batch_views=4, lr_sh0=0.0, warmup_fraction=0.0, ckpt_every=0, lambda_silhouette=lam,
+                     lambda_dssim=0.0, lr_translation=2e-2, lr_translation_final=2e-2)  # fmt: skip
+        AnimateTrainer(cfg, model, views, 3.5).train()
+        with torch.no_grad():
+            errors[lam] = float((model.vertices_at(1.0) - target.vertices_at(1.0)).norm(dim=-1).mean())
+    assert errors[1.0] < 0.5 * errors[0.0] and errors[1.0] < 1.0, errors
+
+
 def test_trainer_resume_reproduces_the_uninterrupted_run(tmp_path):
     times = [0.0, 1.0]
     target = make_model(times)
