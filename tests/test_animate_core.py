@@ -270,6 +270,8 @@ def test_trainer_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert resumed.step == 8 and resumed.active == full.active
     assert torch.allclose(resumed.model.graph.translations, full.model.graph.translations, atol=1e-6)
     assert torch.allclose(resumed.model.graph.quats, full.model.graph.quats, atol=1e-6)
+    assert full.coverage is not None and resumed.coverage is None  # not refitted on resume: the sizes come from the checkpoint
+    assert torch.allclose(resumed.model.rest_covars, full.model.rest_covars)
 
 
 def test_skinned_gaussians_move_rigidly_and_round_trip(tmp_path):

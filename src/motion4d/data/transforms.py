@@ -35,7 +35,8 @@ import torch
 from torch import Tensor
 
 from motion4d.data.errors import DataError
-from motion4d.data.images import composite, downscale as downscale_image, read_image
+from motion4d.data.images import composite, read_image
+from motion4d.data.images import downscale as downscale_image
 from motion4d.data.points import load_points_ply
 from motion4d.render.cameras import camera_centers, opengl_c2w_to_viewmat
 

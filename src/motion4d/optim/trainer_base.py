@@ -142,8 +142,11 @@ class TrainResult:
 
 
 def decayed(lr0: float, lr1: float, progress: float) -> float:
-    """Exponential interpolation from ``lr0`` (progress 0) to ``lr1`` (progress 1)."""
+    """Exponential interpolation from ``lr0`` (progress 0) to ``lr1`` (progress 1); linear when either is 0
+    (a rate of 0 freezes the parameters)."""
     t = min(max(progress, 0.0), 1.0)
+    if lr0 <= 0.0 or lr1 <= 0.0:
+        return lr0 * (1.0 - t) + lr1 * t
     return math.exp(math.log(lr0) * (1.0 - t) + math.log(lr1) * t)
 
 

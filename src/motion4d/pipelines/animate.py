@@ -30,9 +30,9 @@ from motion4d.export.gltf import write_skinned_glb, write_static_glb
 from motion4d.export.video import write_video
 from motion4d.gaussians import Gaussians3D
 from motion4d.gaussians.animated_mesh import MeshGaussians
+from motion4d.gaussians.deform_graph import skinning_weights
 from motion4d.gaussians.rotations import quat_to_rotmat, rotmat_to_quat
 from motion4d.gaussians.skinned import SkinnedGaussians
-from motion4d.gaussians.deform_graph import skinning_weights
 from motion4d.gaussians.surface import surface_gaussians
 from motion4d.optim.motion import motion_amplitude
 from motion4d.optim.trainer_animate import PRESETS, AnimateConfig, AnimateTrainer
@@ -88,6 +88,9 @@ class AnimateReport:
     """Whether the time budget ended training early."""
     run: str
     """The run folder."""
+    coverage_alpha_l1: list[float] | None = None
+    """Mean |alpha − mesh coverage| of the rest pose in the driving cameras before and after the coverage
+    fit (None when it did not run: splats, resumed runs, ``coverage_steps`` 0)."""
 
 
 def load_static_asset(path: str | Path) -> Mesh | Gaussians3D:
@@ -210,7 +213,9 @@ def animate(
     out.mkdir(parents=True, exist_ok=True)
     cfg = {"animate": config.to_dict(), "asset": str(Path(asset).resolve()), "data": {"root": str(driving.resolve()), "downscale": downscale}}
     atomic_write_text(out / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
-    result = AnimateTrainer(config, model, train, float(radius), ckpt_dir=out / "checkpoints").train(resume=resume)
+    trainer = AnimateTrainer(config, model, train, float(radius), ckpt_dir=out / "checkpoints")
+    result = trainer.train(resume=resume)
+    coverage = None if trainer.coverage is None else [trainer.coverage.l1_before, trainer.coverage.l1_after]
     model = result.model.cpu().eval()
 
     time_range = (float(frame_times[0]), float(frame_times[-1]))
@@ -240,6 +245,7 @@ def animate(
         psnr=metrics.mean_psnr, ssim=metrics.mean_ssim, n_images=len(metrics.psnr), split=split, vertex_error_pct=verr,
         motion_amplitude=amplitude, n_gaussians=len(model), n_nodes=model.graph.num_nodes, n_frames=model.graph.num_frames,
         duration_s=duration, seconds=result.seconds, iters=result.steps, stopped_by_budget=result.stopped_by_budget, run=str(out),
+        coverage_alpha_l1=coverage,
     )  # fmt: skip
     atomic_write_text(out / REPORT_FILE, json.dumps(asdict(report), indent=2) + "\n")
     log.info("animate: %s PSNR %.2f dB, vertex error %s, motion %.3f, %d steps in %.0f s", split, report.psnr,

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from motion4d.atomic import atomic_write_text
 from motion4d.data.errors import DataError
 from motion4d.data.points import load_points_ply
 from motion4d.data.transforms import ImageSet, available_splits, load_transforms, scene_bounds
-from motion4d.atomic import atomic_write_text
 from motion4d.export.ply import save_ply
 from motion4d.export.video import write_video
 from motion4d.gaussians import Gaussians3D

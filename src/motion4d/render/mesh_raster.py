@@ -141,3 +141,16 @@ def rasterize_triangles_reference(
         bary[take] = b[take]
     depth = np.where(face_ids >= 0, best, 0.0)
     return VisibilityBuffer(face_ids, bary.astype(np.float32), depth.astype(np.float32))
+
+
+def mesh_coverage(
+    vertices: np.ndarray, faces: np.ndarray, viewmat: np.ndarray, K: np.ndarray, width: int, height: int, *, supersample: int = 4
+) -> np.ndarray:
+    """[H,W] float32 fraction of each pixel the mesh covers (``supersample``² samples per pixel, box filter):
+    the mesh's antialiased alpha in one camera (arguments as :func:`rasterize_triangles`)."""
+    if supersample < 1:
+        raise ValueError(f"supersample must be >= 1, got {supersample}")
+    K_hi = np.asarray(K, dtype=np.float64).copy()
+    K_hi[:2] *= supersample
+    hit = rasterize_triangles(vertices, faces, viewmat, K_hi, width * supersample, height * supersample).face_ids >= 0
+    return hit.reshape(height, supersample, width, supersample).mean(axis=(1, 3)).astype(np.float32)
