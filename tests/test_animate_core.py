@@ -315,4 +315,28 @@ def test_rest_term_is_zero_at_rest_and_nearly_l1():
             graph.translations.zero_()
             graph.quats[1, 3] = sign * torch.tensor([math.cos(0.2), 0.0, 0.0, math.sin(0.2)])
         assert float(graph.rest_deviation()) == pytest.approx(per_node * 2 * math.sin(0.2), rel=0.03)
-    assert set(graph.regularizers()) == {"arap", "motion_smoothness", "rest"}
+    assert set(graph.regularizers()) == {"arap", "arap_l1", "motion_smoothness", "rest"}
+
+
+def test_arap_l1_is_zero_for_rigid_motion_and_prefers_one_joint_to_a_drift():
+    V, _ = grid_mesh(8)
+    graph = DeformationGraph(V[farthest_point_sampling(V, 16)], torch.tensor([0.0, 1.0]))
+    graph.requires_grad_(False)
+    a = 0.4
+    rigid_graph_motion(graph, 1, quat_to_rotmat(torch.tensor([math.cos(a / 2), 0.0, 0.0, math.sin(a / 2)])), torch.tensor([0.2, 0.0, 0.1]))
+    assert float(graph.arap_l1()) < 1e-6 and float(graph.arap()) < 1e-10
+    # the same total squared non-rigidity, once spread over every node (a 2 % shrink) and once gathered on one node
+    nodes, s = graph.nodes, float(graph._neighbor_scale())
+    with torch.no_grad():
+        graph.quats.zero_()
+        graph.quats[..., 0] = 1.0
+        graph.translations.zero_()
+        graph.translations[1] = -0.02 * (nodes - nodes.mean(0))
+    spread = (float(graph.arap()), float(graph.arap_l1()))
+    with torch.no_grad():
+        graph.translations.zero_()
+        graph.translations[1, 0, 1] = 1.0  # one node pushed off the sheet; scale it to the same squared ARAP
+        graph.translations[1, 0, 1] *= math.sqrt(spread[0] / float(graph.arap()))
+    gathered = (float(graph.arap()), float(graph.arap_l1()))
+    assert gathered[0] == pytest.approx(spread[0], rel=1e-4) and s > 0
+    assert gathered[1] < 0.5 * spread[1], (spread, gathered)  # L1 charges the drift far more than the one bend

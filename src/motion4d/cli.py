@@ -98,8 +98,11 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--time-budget", type=float, help="stop training after this many seconds")
     a.add_argument("--downscale", type=int, help="integer image downscale factor")
     a.add_argument("--lambda-arap", type=float, help="ARAP weight: higher keeps the shape, lower follows the video (default 1)")
+    a.add_argument("--lambda-arap-l1", type=float, help="nearly-L1 ARAP weight: rigid where nothing bends, joints free (default 0)")
     a.add_argument("--lambda-silhouette", type=float, help="weight of the silhouette chamfer against the images' masks (default 1; 0: off)")
     a.add_argument("--lambda-rest", type=float, help="pull toward the rest pose: among fits the images cannot tell apart, the one that moves least")
+    a.add_argument("--lr-offsets", type=float, help="learning rate of the per-frame vertex offsets (non-rigid motion, exported as morph targets; 0: graph only)")
+    a.add_argument("--lambda-offset-laplacian", type=float, help="smoothness of the vertex offsets over the surface (default 1)")
     a.add_argument("--nodes", type=int, help="deformation-graph nodes (default 96)")
     a.add_argument("--duration", type=float, help="length of the exported animation in seconds (default: frames / 16)")
     a.add_argument("--background", type=_background, help="white, black or R,G,B in [0,1]")
@@ -331,16 +334,19 @@ def _cmd_animate(args) -> int:
     if args.resume and (out / CONFIG_FILE).is_file():
         saved = json.loads((out / CONFIG_FILE).read_text())
     config = AnimateConfig.from_dict(saved["animate"]) if (saved and args.preset is None) else preset(args.preset or "default")
-    overrides = {"iters": args.iters, "time_budget_s": args.time_budget, "lambda_arap": args.lambda_arap, "n_nodes": args.nodes,
-                 "lambda_silhouette": args.lambda_silhouette, "lambda_rest": args.lambda_rest,
-                 "background": args.background, "device": args.device, "seed": args.seed}  # fmt: skip
+    overrides = {"iters": args.iters, "time_budget_s": args.time_budget, "lambda_arap": args.lambda_arap, "lambda_arap_l1": args.lambda_arap_l1, "n_nodes": args.nodes,
+                 "lambda_silhouette": args.lambda_silhouette, "lambda_rest": args.lambda_rest, "lr_offsets": args.lr_offsets,
+                 "lambda_offset_laplacian": args.lambda_offset_laplacian, "background": args.background, "device": args.device, "seed": args.seed}  # fmt: skip
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.no_progress:
         config = dataclasses.replace(config, progress=False)
     for name, value, ok in (("--iters", config.iters, config.iters >= 0), ("--nodes", config.n_nodes, config.n_nodes >= 1),
                             ("--lambda-arap", config.lambda_arap, config.lambda_arap >= 0),
                             ("--lambda-silhouette", config.lambda_silhouette, config.lambda_silhouette >= 0),
+                            ("--lambda-arap-l1", config.lambda_arap_l1, config.lambda_arap_l1 >= 0),
                             ("--lambda-rest", config.lambda_rest, config.lambda_rest >= 0),
+                            ("--lr-offsets", config.lr_offsets, config.lr_offsets >= 0),
+                            ("--lambda-offset-laplacian", config.lambda_offset_laplacian, config.lambda_offset_laplacian >= 0),
                             ("--time-budget", args.time_budget, args.time_budget is None or args.time_budget > 0),
                             ("--downscale", args.downscale, args.downscale is None or args.downscale >= 1),
                             ("--duration", args.duration, args.duration is None or args.duration > 0),

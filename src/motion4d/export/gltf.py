@@ -9,6 +9,12 @@ matrix is ``T(−g_j) · asset_to_world``, so a vertex v (asset coordinates) ski
 ``world→asset(R_fj (A v − g_j) + g_j + d_fj)`` — the deformation graph's linear blend skinning, exactly.
 Keyframes use LINEAR interpolation (quaternions made sign-continuous, so slerp takes the short way).
 
+Optional morph targets (``morph_offsets [T,V,3]``, the fit's per-keyframe vertex offsets in asset
+coordinates): one target per keyframe, its weight 1 at that keyframe and 0 at the others, LINEAR in
+between, so the offsets blend exactly as the fit interpolated them. glTF morphs the bind-space positions
+before skinning them — the order the fit applies offsets and graph in — so the file plays what was
+fitted. NORMAL targets carry the change of the area-weighted vertex normals, for shading.
+
 All primitives (one per material) share one set of vertex attributes; every accessor is tightly packed and
 4-byte aligned; POSITION and the animation input carry min/max as the specification requires.
 """
@@ -121,8 +127,9 @@ def _add_materials(b: _Builder, mesh: Mesh) -> None:
         b.g.materials.append(mat)
 
 
-def _add_mesh(b: _Builder, mesh: Mesh, skin: tuple[np.ndarray, np.ndarray] | None) -> int:
-    """One glTF mesh with a primitive per used material sharing the vertex attributes; returns its index."""
+def _add_mesh(b: _Builder, mesh: Mesh, skin: tuple[np.ndarray, np.ndarray] | None, morph: np.ndarray | None = None) -> int:
+    """One glTF mesh with a primitive per used material sharing the vertex attributes (and the morph
+    targets ``morph [W,V,3]`` of POSITION deltas, if given); returns its index."""
     attrs = pygltflib.Attributes(
         POSITION=b.accessor(mesh.vertices, _FLOAT, target=_ARRAY_BUFFER, minmax=True),
         NORMAL=b.accessor(mesh.normals if mesh.normals is not None else mesh.vertex_normals(), _FLOAT, target=_ARRAY_BUFFER),
@@ -135,6 +142,13 @@ def _add_mesh(b: _Builder, mesh: Mesh, skin: tuple[np.ndarray, np.ndarray] | Non
         joints, weights = skin
         attrs.JOINTS_0 = b.accessor(joints, _UBYTE if joints.max() < 256 else _USHORT, target=_ARRAY_BUFFER)
         attrs.WEIGHTS_0 = b.accessor(weights, _FLOAT, target=_ARRAY_BUFFER)
+    targets = []
+    if morph is not None:
+        base_n = mesh.vertex_normals()
+        for delta in morph:
+            dn = mesh.vertex_normals(mesh.vertices + delta) - base_n
+            targets.append(pygltflib.Attributes(POSITION=b.accessor(delta, _FLOAT, target=_ARRAY_BUFFER, minmax=True),
+                                                NORMAL=b.accessor(dn, _FLOAT, target=_ARRAY_BUFFER)))  # fmt: skip
     _add_materials(b, mesh)
     index_type = _USHORT if mesh.num_vertices < 65536 else _UINT
     prims = []
@@ -142,8 +156,9 @@ def _add_mesh(b: _Builder, mesh: Mesh, skin: tuple[np.ndarray, np.ndarray] | Non
         faces = mesh.faces[mesh.face_materials == mi]
         if len(faces):
             idx = b.accessor(faces.reshape(-1), index_type, target=_ELEMENT_ARRAY_BUFFER)
-            prims.append(pygltflib.Primitive(attributes=attrs, indices=idx, material=mi, mode=4))
-    b.g.meshes.append(pygltflib.Mesh(name=mesh.name, primitives=prims))
+            prims.append(pygltflib.Primitive(attributes=attrs, indices=idx, material=mi, mode=4, targets=targets or None))
+    weights = [0.0] * len(targets) if targets else None
+    b.g.meshes.append(pygltflib.Mesh(name=mesh.name, primitives=prims, weights=weights))
     return len(b.g.meshes) - 1
 
 
@@ -203,6 +218,7 @@ def write_skinned_glb(
     times_s: np.ndarray,
     *,
     asset_to_world: np.ndarray | None = None,
+    morph_offsets: np.ndarray | None = None,
     name: str = "motion4d",
 ) -> Path:
     """Write ``mesh`` skinned to a deformation graph and animated by its keyframes (see the module docstring).
@@ -215,13 +231,19 @@ def write_skinned_glb(
         joints: [V,k] node indices and weights: [V,k] skin weights per vertex (k ≤ 4, rows normalised here).
         times_s: [T] keyframe times in seconds, strictly increasing.
         asset_to_world: [4,4] similarity from the asset's coordinates to the world (None: identity).
+        morph_offsets: [T,V,3] per-keyframe vertex offsets in the asset's coordinates, applied before
+            skinning, written as T morph targets (None: none).
         name: name of the animation and the root node.
     """
     a2w = np.eye(4) if asset_to_world is None else np.asarray(asset_to_world, dtype=np.float64)
     nodes, R, d, joints, weights, times = _check_skin_args(mesh, node_positions, rotations, translations, joints, weights, times_s, a2w)
     n_joints = nodes.shape[0]
+    if morph_offsets is not None:
+        morph_offsets = np.asarray(morph_offsets, dtype=np.float64)
+        if morph_offsets.shape != (times.shape[0], mesh.num_vertices, 3) or not np.isfinite(morph_offsets).all():
+            raise ValueError(f"morph_offsets must be finite with shape [{times.shape[0]},{mesh.num_vertices},3], got {list(morph_offsets.shape)}")
     b = _Builder()
-    m = _add_mesh(b, mesh, (joints, weights))
+    m = _add_mesh(b, mesh, (joints, weights), morph_offsets)
     # node 0: the skinned mesh; node 1: the root (world → asset); nodes 2..: the joints
     b.g.nodes.append(pygltflib.Node(name=mesh.name, mesh=m, skin=0))
     w2a = np.linalg.inv(a2w)
@@ -246,6 +268,9 @@ def write_skinned_glb(
         for path_name, values in (("translation", nodes[j] + d[:, j]), ("rotation", quats[:, j])):
             samplers.append(pygltflib.AnimationSampler(input=t_acc, output=b.accessor(values, _FLOAT), interpolation="LINEAR"))
             channels.append(pygltflib.AnimationChannel(sampler=len(samplers) - 1, target=pygltflib.AnimationChannelTarget(node=2 + j, path=path_name)))
+    if morph_offsets is not None:  # target f weighs 1 at keyframe f: the identity, one row per keyframe
+        samplers.append(pygltflib.AnimationSampler(input=t_acc, output=b.accessor(np.eye(times.shape[0]).reshape(-1), _FLOAT), interpolation="LINEAR"))
+        channels.append(pygltflib.AnimationChannel(sampler=len(samplers) - 1, target=pygltflib.AnimationChannelTarget(node=0, path="weights")))
     b.g.animations.append(pygltflib.Animation(name=name, samplers=samplers, channels=channels))
-    b.g.extras = {"motion4d": json.dumps({"keyframes": int(times.shape[0]), "joints": n_joints})}
+    b.g.extras = {"motion4d": json.dumps({"keyframes": int(times.shape[0]), "joints": n_joints, "morph_targets": 0 if morph_offsets is None else int(times.shape[0])})}
     return b.finish(Path(path))

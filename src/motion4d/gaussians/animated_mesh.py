@@ -1,13 +1,15 @@
 """An animated mesh as Gaussians: a static mesh, Gaussians bound to its surface, and a deformation graph.
 
-The graph (:mod:`motion4d.gaussians.deform_graph`) moves the mesh's vertices by linear blend skinning;
-the surface Gaussians (:mod:`motion4d.gaussians.surface`) follow their faces. Rendering the Gaussians at a
+The graph (:mod:`motion4d.gaussians.deform_graph`) moves the mesh's vertices by linear blend skinning,
+after per-keyframe vertex offsets (:mod:`motion4d.gaussians.vertex_offsets`, zero unless trained) have
+bent the rest shape where the graph's blended rigid motions cannot reach; the surface Gaussians (:mod:`motion4d.gaussians.surface`) follow their faces. Rendering the Gaussians at a
 time t therefore shows the mesh posed at t, and a photometric loss on the renders fits the graph — the
 mesh motion — directly; the same graph then exports as a glTF skin.
 
 Stored (raw) per-Gaussian parameters in ``params``: ``sh0 [N,1,3]`` colours (initialised from the mesh's
 material; trainable, so lighting in the driving images need not be explained by motion),
-``shN [N,0,3]``, ``opacity_logits [N]``. The graph's keyframe transforms are the field parameters.
+``shN [N,0,3]``, ``opacity_logits [N]``. The graph's keyframe transforms and the vertex offsets are the
+field parameters.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sam
 from motion4d.gaussians.files import load_tensors, save_tensors
 from motion4d.gaussians.gaussians3d import GaussianFrame
 from motion4d.gaussians.surface import deformed_covariances, face_frames, rest_covariances, surface_points
+from motion4d.gaussians.vertex_offsets import VertexOffsets
 
 FORMAT = "motion4d.MeshGaussians"
 _BUFFERS = ("rest_vertices", "faces", "face_ids", "barycentrics", "skin_indices", "skin_weights", "rest_covars", "rest_frames_inv")
@@ -79,6 +82,7 @@ class MeshGaussians(nn.Module):
             raise ValueError(f"covars must have shape [{n},3,3], got {list(covars.shape)}")
         self.register_buffer("rest_covars", covars.detach().to(vertices.dtype).clone())
         self.register_buffer("rest_frames_inv", torch.linalg.pinv(face_frames(vertices.double(), self.faces)).to(vertices.dtype))
+        self.offsets = VertexOffsets(vertices, self.faces, graph.num_frames)
         self.params = nn.ParameterDict({
             "sh0": nn.Parameter(rgb_to_sh0(colors.detach().clamp(0, 1))[:, None, :].clone()),
             "shN": nn.Parameter(torch.zeros(n, 0, 3, dtype=vertices.dtype, device=vertices.device)),
@@ -123,13 +127,14 @@ class MeshGaussians(nn.Module):
         return opacity_activation(self.params["opacity_logits"])
 
     def field_parameters(self) -> dict[str, nn.Parameter]:
-        """The graph's keyframe rotations (``quats``) and ``translations``."""
-        return {"quats": self.graph.quats, "translations": self.graph.translations}
+        """The graph's keyframe rotations (``quats``) and ``translations``, and the vertex ``offsets``."""
+        return {"quats": self.graph.quats, "translations": self.graph.translations, "offsets": self.offsets.offsets}
 
     # ---- motion ---------------------------------------------------------------------------
     def vertices_at(self, t: float) -> Tensor:
-        """[V,3] mesh vertices at time ``t``."""
-        return self.graph.deform(self.rest_vertices, self.skin_indices, self.skin_weights, t)
+        """[V,3] mesh vertices at time ``t``: the rest vertices plus the offsets at t, skinned by the graph."""
+        f0, f1, a = self.graph.frame_index(float(t))
+        return self.graph.deform(self.rest_vertices + self.offsets.at(f0, f1, a), self.skin_indices, self.skin_weights, t)
 
     def at_time(self, t: float | None = None) -> GaussianFrame:
         """The Gaussians on the mesh posed at ``t`` (None: the rest pose)."""
@@ -141,6 +146,12 @@ class MeshGaussians(nn.Module):
         # size, fattening thin parts (RiggedFigure's rest pose rendered 35 % larger than its true silhouette)
         return GaussianFrame(means, None, None, self.opacities, sh, 0, covars=covars, rasterize_mode="antialiased")
 
+    def copy_frame(self, src: int, dst: int) -> None:
+        """Start keyframe ``dst`` from keyframe ``src``'s pose (graph transforms and offsets)."""
+        self.graph.copy_frame(src, dst)
+        with torch.no_grad():
+            self.offsets.offsets[dst] = self.offsets.offsets[src]
+
     def motion_displacement(self, t0: float, t1: float) -> Tensor:
         """[N] distance each Gaussian travels from ``t0`` to ``t1``."""
         p0 = surface_points(self.vertices_at(t0), self.faces, self.face_ids, self.barycentrics)
@@ -148,8 +159,9 @@ class MeshGaussians(nn.Module):
         return (p1 - p0).norm(dim=-1)
 
     def regularizers(self, t: float | None = None) -> dict[str, Tensor]:
-        """The graph's regularisers (:meth:`motion4d.gaussians.deform_graph.DeformationGraph.regularizers`)."""
-        return self.graph.regularizers()
+        """The graph's regularisers (:meth:`motion4d.gaussians.deform_graph.DeformationGraph.regularizers`) and
+        the offsets' (:meth:`motion4d.gaussians.vertex_offsets.VertexOffsets.regularizers`)."""
+        return {**self.graph.regularizers(), **self.offsets.regularizers()}
 
     def skin(self) -> tuple[Tensor, Tensor]:
         """Per-vertex ``(node indices [V,k], weights [V,k])`` — the skin an exporter writes."""
@@ -161,6 +173,7 @@ class MeshGaussians(nn.Module):
         tensors = {k: getattr(self, k) for k in _BUFFERS}
         tensors.update({f"params.{k}": v for k, v in self.params.items()})
         tensors.update(self.graph.to_tensors())
+        tensors.update(self.offsets.to_tensors())
         return save_tensors(path, tensors, FORMAT, sh_degree=0)
 
     @classmethod
@@ -174,4 +187,6 @@ class MeshGaussians(nn.Module):
         for k in _BUFFERS:
             model.register_buffer(k, t[k])
         model.params = nn.ParameterDict({k.split(".", 1)[1]: nn.Parameter(v) for k, v in t.items() if k.startswith("params.")})
+        # files from before the offsets existed: a zero field
+        model.offsets = VertexOffsets.from_tensors(t) if "offsets.offsets" in t else VertexOffsets(model.rest_vertices, model.faces, graph.num_frames)
         return model

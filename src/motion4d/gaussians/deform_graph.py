@@ -13,6 +13,10 @@ Regularisers (Animate3D / embedded deformation):
 - ``"arap"``: for each node j and each of its graph neighbours k, the squared distance between where j's
   transform sends k's rest position and where k actually goes, ``|R_j (g_k − g_j) + g_j + d_j − (g_k + d_k)|²``,
   averaged and divided by the squared mean neighbour distance (scale-free). Zero for any rigid motion.
+- ``"arap_l1"``: the same residuals under the Charbonnier norm ``√(r² + ε²) − ε`` (ε = 1 % of the mean
+  neighbour distance), nearly L1. Squared ARAP lets every edge bend a little for free, so a whole body can
+  drift (shrink, sag) to explain shading; the L1 form charges small bends like large ones per unit, so the
+  non-rigidity gathers where the images demand it (at joints) and the rest stays rigid.
 - ``"motion_smoothness"``: mean squared second difference over keyframes of node positions (÷ same scale)
   and of rotation quaternions. Zero for constant-velocity motion.
 - ``"rest"``: mean over keyframes and nodes of the Charbonnier norm ``√(x² + ε²) − ε`` of each node's
@@ -179,10 +183,11 @@ class DeformationGraph(nn.Module):
             return torch.ones((), dtype=self.nodes.dtype, device=self.nodes.device)
         return (self.nodes[self.neighbors] - self.nodes[:, None]).norm(dim=-1).mean().clamp_min(1e-12)
 
-    def arap(self, frames: Tensor | None = None) -> Tensor:
-        """The "arap" term over keyframes ``frames`` (indices; default all); see the module docstring."""
+    def arap_residuals(self, frames: Tensor | None = None) -> Tensor:
+        """[F,J,k] squared ARAP residuals over keyframes ``frames`` (indices; default all), in squared mean
+        neighbour distances: how far j's transform sends neighbour k's rest position from where k goes."""
         if self.neighbors.shape[1] == 0:
-            return self.translations.sum() * 0.0
+            return self.translations.new_zeros(self.num_frames if frames is None else len(frames), self.num_nodes, 0)
         q = self.quats if frames is None else self.quats[frames]
         d = self.translations if frames is None else self.translations[frames]
         R = quat_to_rotmat(q)  # [F,J,3,3]
@@ -190,11 +195,21 @@ class DeformationGraph(nn.Module):
         rel = g[nb] - g[:, None]  # [J,k,3]
         pred = torch.einsum("fjab,jkb->fjka", R, rel) + g[None, :, None] + d[:, :, None]
         actual = g[nb][None] + d[:, nb]
-        return (pred - actual).square().sum(-1).mean() / self._neighbor_scale().square()
+        return (pred - actual).square().sum(-1) / self._neighbor_scale().square()
+
+    def arap(self, frames: Tensor | None = None) -> Tensor:
+        """The "arap" term over keyframes ``frames`` (indices; default all); see the module docstring."""
+        r2 = self.arap_residuals(frames)
+        return r2.mean() if r2.numel() else self.translations.sum() * 0.0
+
+    def arap_l1(self, frames: Tensor | None = None, eps: float = 0.01) -> Tensor:
+        """The "arap_l1" term: the Charbonnier norm ``√(r² + ε²) − ε`` of the ARAP residuals (see the module docstring)."""
+        r2 = self.arap_residuals(frames)
+        return ((r2 + eps * eps).sqrt() - eps).mean() if r2.numel() else self.translations.sum() * 0.0
 
     def regularizers(self) -> dict[str, Tensor]:
-        """``"arap"``, ``"motion_smoothness"`` and ``"rest"`` (see the module docstring)."""
-        return {"arap": self.arap(), "motion_smoothness": self.motion_smoothness(), "rest": self.rest_deviation()}
+        """``"arap"``, ``"arap_l1"``, ``"motion_smoothness"`` and ``"rest"`` (see the module docstring)."""
+        return {"arap": self.arap(), "arap_l1": self.arap_l1(), "motion_smoothness": self.motion_smoothness(), "rest": self.rest_deviation()}
 
     def rest_deviation(self, eps: float = 0.01) -> Tensor:
         """The "rest" term (see the module docstring): 0 at the rest pose."""

@@ -92,6 +92,10 @@ class SkinnedGaussians(nn.Module):
         """[N] distance each centre travels from ``t0`` to ``t1``."""
         return (self.at_time(t1).means - self.at_time(t0).means).norm(dim=-1)
 
+    def copy_frame(self, src: int, dst: int) -> None:
+        """Start keyframe ``dst`` from keyframe ``src``'s graph transforms."""
+        self.graph.copy_frame(src, dst)
+
     def regularizers(self, t: float | None = None) -> dict[str, Tensor]:
         """The graph's regularisers (:meth:`motion4d.gaussians.deform_graph.DeformationGraph.regularizers`)."""
         return self.graph.regularizers()

@@ -5,12 +5,17 @@ mesh, moved by a deformation graph with one rigid transform per node and keyfram
 frames). Each step renders ``batch_views`` training images, each at its own frame, and minimises
 
     (1 − λ_dssim)·L1 + λ_dssim·(1 − SSIM)  +  λ_mask · L1(alpha, mask)  +  λ_silhouette · chamfer(surface, mask)
-      +  λ_arap · ARAP  +  λ_motion_smoothness · smoothness  +  λ_rest · rest
+      +  λ_arap · ARAP  +  λ_arap_l1 · ARAP_L1  +  λ_motion_smoothness · smoothness  +  λ_rest · rest
+      +  λ_offset_laplacian · offset Laplacian  +  λ_offset_smoothness · offset smoothness  +  λ_offset_magnitude · |offsets|²
 
 The silhouette chamfer (:func:`~motion4d.optim.losses.silhouette_chamfer`, in image widths) compares the
 projected surface points with the images' foreground pixels. Its gradient reaches parts far outside the
 current outline, where the alpha and colour terms, which only move Gaussians on the outline, see nothing:
 AnimatedMorphSphere flattens to about twice its width, and without it the fit stays a sphere.
+
+The graph carries the motion it can (articulation, rigid parts); per-keyframe vertex offsets
+(:mod:`motion4d.gaussians.vertex_offsets`, applied before the graph's skinning, exported as morph
+targets) carry the non-rigid rest — a morph target's bulges and spikes. ``lr_offsets`` 0 turns them off.
 
 ``lambda_arap`` trades motion amplitude against fidelity as in Animate3D: high values keep the asset
 rigid-ish (faithful shape, damped motion), low values follow the video more freely.
@@ -101,6 +106,9 @@ class AnimateConfig(TrainConfig):
     """Weight of the silhouette chamfer between projected surface points and the images' alpha masks."""
     lambda_arap: float = 1.0
     """Weight of the graph's as-rigid-as-possible term."""
+    lambda_arap_l1: float = 0.0
+    """Weight of the nearly-L1 (Charbonnier) ARAP term (see :mod:`motion4d.gaussians.deform_graph`): keeps
+    what does not move rigid while letting joints bend."""
     lambda_motion_smoothness: float = 0.05
     """Weight of the keyframes' second-difference smoothness."""
     lambda_rest: float = 0.0
@@ -110,6 +118,17 @@ class AnimateConfig(TrainConfig):
     static body drifts 0.6 % of the diagonal without it (mostly a 1.2 % shrink), 0.4 % at 0.05, 0.1 % at
     0.2, 0.05 % at 0.5; but already at 0.05 RiggedFigure's limbs stop moving (per-vertex error 1.04 %,
     as not moving; 0.26 % without)."""
+    lr_offsets: float = 1e-3
+    """Learning rate of the per-keyframe vertex offsets, times the scene radius (0: graph motion only)."""
+    lr_offsets_final: float = 1e-4
+    """Final learning rate of the vertex offsets, times the scene radius."""
+    lambda_offset_laplacian: float = 1.0
+    """Weight of the offsets' squared uniform Laplacian (in mean edge lengths): offsets must vary smoothly
+    over the surface."""
+    lambda_offset_smoothness: float = 0.05
+    """Weight of the offsets' second difference over keyframes (in mean edge lengths)."""
+    lambda_offset_magnitude: float = 1e-3
+    """Weight of the offsets' mean square (in mean edge lengths): what the graph can explain, it does."""
     warmup_fraction: float = 0.4
     """Fraction of training over which keyframes join one by one (0: all from the start)."""
     coverage_steps: int = 150
@@ -184,6 +203,8 @@ class AnimateTrainer(GaussianTrainer):
             return decayed(cfg.lr_rotation, cfg.lr_rotation_final, progress)
         if name == "field.translations":
             return decayed(cfg.lr_translation * self.scene_scale, cfg.lr_translation_final * self.scene_scale, progress)
+        if name == "field.offsets":
+            return 0.0 if cfg.lr_offsets <= 0 else decayed(cfg.lr_offsets * self.scene_scale, cfg.lr_offsets_final * self.scene_scale, progress)
         return super().field_lr(name, progress)
 
     def extra_state(self) -> dict[str, Tensor]:
@@ -206,7 +227,7 @@ class AnimateTrainer(GaussianTrainer):
         w = self.config.warmup_fraction
         want = n if w <= 0 else min(n, 1 + int(math.floor((n - 1) * min(progress / w, 1.0) + 1e-9)))
         while self.active < want:
-            self.model.graph.copy_frame(self.active - 1, self.active)
+            self.model.copy_frame(self.active - 1, self.active)
             self.active += 1
 
     def _sample_rows(self) -> Tensor:
@@ -241,7 +262,10 @@ class AnimateTrainer(GaussianTrainer):
                 term = term + cfg.lambda_silhouette * self._silhouette(posed.means, idx)
             loss = loss + term * (len(idx) / len(rows))
         regs = self.model.regularizers()
-        loss = loss + cfg.lambda_arap * regs["arap"] + cfg.lambda_motion_smoothness * regs["motion_smoothness"] + cfg.lambda_rest * regs["rest"]
+        loss = loss + cfg.lambda_arap * regs["arap"] + cfg.lambda_arap_l1 * regs["arap_l1"] + cfg.lambda_motion_smoothness * regs["motion_smoothness"] + cfg.lambda_rest * regs["rest"]
+        if "offset_laplacian" in regs and cfg.lr_offsets > 0:
+            loss = loss + (cfg.lambda_offset_laplacian * regs["offset_laplacian"] + cfg.lambda_offset_smoothness * regs["offset_smoothness"]
+                           + cfg.lambda_offset_magnitude * regs["offset_magnitude"])  # fmt: skip
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)

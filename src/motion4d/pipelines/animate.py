@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from motion4d.atomic import atomic_write_text
 from motion4d.data.assets import load_asset
@@ -126,8 +127,10 @@ def export_animation_glb(model: MeshGaussians, mesh: Mesh, asset_to_world: np.nd
     """Write ``mesh`` (asset coordinates) skinned to ``model``'s graph and animated over its keyframes.
 
     Skin weights are recomputed from the vertex positions (the same function of position the model uses),
-    so any vertex order or seam duplication of ``mesh`` gets the fitted motion. Keyframe time t is placed at
-    ``t × duration_s`` seconds (default: keyframes / 16 s).
+    and each vertex takes the vertex offsets of the model's vertex at its rest position, so any vertex order
+    or seam duplication of ``mesh`` gets the fitted motion. The offsets become morph targets when any is
+    larger than 1e-6 of the mesh's size. Keyframe time t is placed at ``t × duration_s`` seconds (default:
+    keyframes / 16 s).
     """
     graph = model.graph
     duration = duration_s if duration_s is not None else graph.num_frames / FRAMES_PER_SECOND
@@ -139,10 +142,26 @@ def export_animation_glb(model: MeshGaussians, mesh: Mesh, asset_to_world: np.nd
     with torch.no_grad():
         R, d = graph.keyframe_transforms()
     times = graph.frame_times.double() * duration
+    morph = morph_offsets(model, world, a2w.numpy())
     return write_skinned_glb(
         path, mesh, graph.nodes.double().numpy(), R.detach().double().numpy(), d.detach().double().numpy(), joints.numpy(), weights.double().numpy(),
-        times.numpy(), asset_to_world=np.asarray(asset_to_world, dtype=np.float64),
+        times.numpy(), asset_to_world=np.asarray(asset_to_world, dtype=np.float64), morph_offsets=morph,
     )  # fmt: skip
+
+
+def morph_offsets(model: MeshGaussians, world_vertices: Tensor, asset_to_world: np.ndarray, *, min_size: float = 1e-6) -> np.ndarray | None:
+    """[T,V,3] the model's vertex offsets for the vertices ``world_vertices [V,3]`` (each takes those of the
+    model's nearest rest vertex), in the asset's coordinates; None when all are below ``min_size`` × the
+    mesh's bounding-box diagonal (nothing to morph)."""
+    rest = model.rest_vertices.double()
+    with torch.no_grad():
+        offsets = model.offsets.vertex_offsets().detach().double()  # [T,V_model,3] world
+    diag = float((rest.max(0).values - rest.min(0).values).norm())
+    if offsets.numel() == 0 or float(offsets.abs().max()) <= min_size * diag:
+        return None
+    nearest = torch.cat([torch.cdist(chunk, rest).argmin(1) for chunk in world_vertices.double().split(4096)])
+    linear_inv = np.linalg.inv(np.asarray(asset_to_world, dtype=np.float64)[:3, :3])
+    return offsets[:, nearest].numpy() @ linear_inv.T
 
 
 def vertex_error_pct(animation: str | Path, asset_to_world: np.ndarray, gt_path: str | Path, duration_s: float) -> float:
