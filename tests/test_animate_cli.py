@@ -151,6 +151,9 @@ def test_animate_bad_inputs(animate_run, tmp_path, capsys):
         (["animate", str(asset), "--driving", str(data), "--nodes", "0"], "--nodes"),
         (["animate", str(asset), "--driving", str(data), "--lambda-rest", "-1"], "--lambda-rest"),
         (["animate", str(asset), "--driving", str(data), "--lambda-silhouette", "-0.5"], "--lambda-silhouette"),
+        (["animate", str(asset), "--driving", str(data), "--lr-offsets", "-1e-3"], "--lr-offsets"),
+        (["animate", str(asset), "--driving", str(data), "--lambda-offset-laplacian", "-1"], "--lambda-offset-laplacian"),
+        (["animate", str(asset), "--driving", str(data), "--lambda-arap-l1", "-2"], "--lambda-arap-l1"),
         (["animate", str(asset), "--driving", str(static)], "no 'time'"),
         (["export", str(tmp_path / "nothing"), "--format", "glb", "--out", str(tmp_path / "x.glb")], "nothing"),
     ]

@@ -56,6 +56,7 @@ def test_skinned_glb_round_trip(tmp_path):
     d[0] = 0
     joints = rng.integers(0, 3, size=(mesh.num_vertices, 3))
     weights = rng.random((mesh.num_vertices, 3)) + 0.1
+    weights[0, 1], joints[0, 1] = 0.0, 2  # an unused slot that names a joint
     weights /= weights.sum(1, keepdims=True)
     times = np.linspace(0, 1.5, T)
     path = write_skinned_glb(tmp_path / "anim.glb", mesh, nodes, R, d, joints, weights, times, asset_to_world=a2w)
@@ -80,6 +81,16 @@ def test_skinned_glb_round_trip(tmp_path):
     assert g.asset.version == "2.0" and len(g.skins[0].joints) == 3
     acc = g.accessors[g.meshes[0].primitives[0].attributes.POSITION]
     assert acc.min is not None and acc.max is not None
+    # unused joint slots (weight 0) hold joint 0, as the specification asks
+    blob = g.binary_blob()
+
+    def read(i, dtype, width):
+        a, v = g.accessors[i], g.bufferViews[g.accessors[i].bufferView]
+        return np.frombuffer(blob[v.byteOffset : v.byteOffset + v.byteLength], dtype=dtype).reshape(a.count, width)
+
+    attrs = g.meshes[0].primitives[0].attributes
+    j_file, w_file = read(attrs.JOINTS_0, np.uint8, 4), read(attrs.WEIGHTS_0, np.float32, 4)
+    assert w_file[0, 1] == 0 and not j_file[w_file == 0].any()
 
 
 def test_static_glb_round_trip_and_trimesh_reads_it(tmp_path):

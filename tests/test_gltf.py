@@ -152,6 +152,22 @@ def test_morph_targets_and_two_animations_play_together(tmp_path, name):
     assert np.allclose(only_morph, rest + [[0, 0, 2.0], [0, 0, 0], [0, 0, 0]], atol=1e-6)
 
 
+def test_alternative_animations_of_the_same_property_play_one_by_default(tmp_path):
+    """Two clips driving the same weights are alternatives (MorphStressTest's kind): by default only the
+    first plays, with the duration its own; a third on another property still plays with it."""
+    b = GltfBuilder()
+    delta = b.accessor(np.array([[0, 0, 1], [0, 0, 0], [0, 0, 0]]), "VEC3")
+    tri = b.node(mesh=b.mesh(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]]), [0, 1, 2], targets=[{"POSITION": delta}], weights=[0.0]))
+    parent = b.node(children=[tri])
+    b.animation([(tri, "weights", [0.0, 1.0], [[0.0], [1.0]], "LINEAR")])
+    b.animation([(tri, "weights", [0.0, 4.0], [[1.0], [0.0]], "LINEAR")])  # the same weights, another take
+    b.animation([(parent, "translation", [0.0, 2.0], [[0, 0, 0], [2, 0, 0]], "LINEAR")])
+    asset = load_gltf(b.save(tmp_path / "alt.glb", [parent]))
+    assert asset.num_animations == 3 and asset.default_animations == [0, 2] and asset.duration == pytest.approx(2.0)
+    assert np.allclose(asset.vertices_at(0.5)[0], [0.5, 0, 0.5], atol=1e-6)
+    assert np.allclose(asset.vertices_at(1.0, animations=[1])[0], [0, 0, 0.75], atol=1e-6)
+
+
 def test_node_morph_weights_override_the_mesh_defaults(tmp_path):
     path = morph_asset(tmp_path / "m.gltf")
     meta = json.loads(path.read_text())

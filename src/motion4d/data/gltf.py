@@ -9,7 +9,9 @@ positions at any time, in scene coordinates, following the specification:
 - node animation: translation / rotation / scale channels with STEP, LINEAR (quaternions by slerp) and
   CUBICSPLINE (Hermite with the stored tangents) interpolation, times clamped to each sampler's keyframes
   (:func:`~motion4d.data.gltf_anim.sample_channel`); **all animations play together** by default (older
-  exports split one motion into many single-channel animations), or a chosen subset;
+  exports split one motion into many single-channel animations) — except those that drive a property an
+  earlier animation already drives (alternative clips, as MorphStressTest's three takes on the same
+  weights: played together they would fight; Blender plays one, three.js averages them) — or a chosen subset;
 - morph targets: POSITION deltas weighted by the node's (animated) weights, else the node's / mesh's default
   weights;
 - skinning: ``Σ_k w_k · world(joint_k) · inverseBind_k · p`` over JOINTS_0 / WEIGHTS_0 (weights renormalised
@@ -90,13 +92,16 @@ class GltfAsset:
     mesh: Mesh
     """Every triangle primitive of the default scene in the rest pose (module docstring), scene coordinates."""
     duration: float
-    """Seconds: the latest keyframe time over all animations (0 without animation)."""
+    """Seconds: the latest keyframe time over the animations that play by default (0 without animation)."""
     num_animations: int
-    """Animations in the file (by default all play together)."""
+    """Animations in the file (by default all play together, see :attr:`default_animations`)."""
     bind_positions: np.ndarray
     """[V,3] the primitives' stored POSITION values (bind space for skinned ones), before any transform."""
     animation_names: list[str] = field(default_factory=list)
     """Name of each animation (``animation<i>`` where the file has none)."""
+    default_animations: list[int] = field(default_factory=list)
+    """The animations that play when none are chosen: each in file order unless it drives a (node,
+    property) that an earlier one in the list already drives."""
     _nodes: list[_Node] = field(repr=False, default_factory=list)
     _parents: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))
     _order: list[int] = field(repr=False, default_factory=list)
@@ -107,7 +112,8 @@ class GltfAsset:
     def _pose(self, ts: np.ndarray | None, animations: Sequence[int] | None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
         """World matrices [T,N,4,4] and morph weights {node: [T,W]} at times ``ts [T]`` (None: rest, T=1)."""
         n_t = 1 if ts is None else len(ts)
-        chosen = [] if ts is None else [c for c in self._channels if animations is None or c.animation in animations]
+        playing = self.default_animations if animations is None else animations
+        chosen = [] if ts is None else [c for c in self._channels if c.animation in playing]
         animated: dict[int, list[np.ndarray]] = {}
         weights = {i: np.broadcast_to(n.weights, (n_t, len(n.weights))) for i, n in enumerate(self._nodes) if n.weights is not None}
         for c in chosen:
@@ -133,7 +139,7 @@ class GltfAsset:
     def node_world_matrices(self, time_s: float | np.ndarray | None = None, animations: Sequence[int] | None = None) -> np.ndarray:
         """World matrix of every node: [N,4,4] for a time in seconds or None (rest pose), [T,N,4,4] for [T] times.
 
-        ``animations``: indices of the animations to play (None: all together)."""
+        ``animations``: indices of the animations to play (None: :attr:`default_animations`)."""
         if time_s is None:
             return self._pose(None, None)[0][0]
         ts = np.asarray(time_s, dtype=np.float64)
@@ -170,7 +176,7 @@ class GltfAsset:
 
         Args:
             time_s: a time, or [T] times; each is clamped per sampler to its keyframes.
-            animations: indices of the animations to play (None: all together).
+            animations: indices of the animations to play (None: :attr:`default_animations`, all that do not conflict).
 
         Returns:
             [V,3] for a scalar time, [T,V,3] for an array.
@@ -365,6 +371,18 @@ def load_gltf(path: str | Path) -> GltfAsset:
         raise DataError(f"{path}: malformed glTF ({type(e).__name__}: {e})") from None
 
 
+def _compatible_animations(channels: list[_Channel], n_animations: int) -> list[int]:
+    """Animations in file order, each kept unless it drives a (node, path) an earlier kept one drives."""
+    claimed: set[tuple[int, str]] = set()
+    kept = []
+    for a in range(n_animations):
+        targets = {(c.node, c.path) for c in channels if c.animation == a}
+        if targets and not targets & claimed:
+            kept.append(a)
+            claimed |= targets
+    return kept
+
+
 def _scene_graph(g: pygltflib.GLTF2) -> tuple[np.ndarray, list[int], set[int]]:
     """Parents [N] (-1: root), every node parents-first, and the default scene's nodes."""
     n = len(g.nodes)
@@ -476,8 +494,13 @@ def _build(r: _Reader, g: pygltflib.GLTF2, path: Path) -> GltfAsset:
             channels.append(_Channel(a, ch.target.node, ch.target.path, times, values, interp))
     bind = np.concatenate([p.positions for p in prims])
     names = [anim.name or f"animation{a}" for a, anim in enumerate(g.animations)]
-    asset = GltfAsset(path, Mesh(bind, np.concatenate(faces), name=path.stem), duration, len(g.animations), bind, names, nodes, parents, order,
-                      prims, skins, channels)  # fmt: skip
+    playing = _compatible_animations(channels, len(g.animations))
+    if len(playing) < len({c.animation for c in channels}):
+        log.info("%s: animations %s drive what earlier ones drive; by default only %s play", path.name,
+                 [names[a] for a in sorted({c.animation for c in channels} - set(playing))], [names[a] for a in playing])  # fmt: skip
+    duration = max([float(c.times.max()) for c in channels if c.animation in playing], default=0.0) if channels else duration
+    asset = GltfAsset(path, Mesh(bind, np.concatenate(faces), name=path.stem), duration, len(g.animations), bind, names, playing, nodes, parents,
+                      order, prims, skins, channels)  # fmt: skip
     rest = asset._evaluate(None, None)[0]
     asset.mesh = Mesh(
         rest, np.concatenate(faces), uvs=np.concatenate(uvs) if any_uv else None, vertex_colors=np.concatenate(colors) if any_color else None,

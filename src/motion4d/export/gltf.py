@@ -204,6 +204,7 @@ def _check_skin_args(mesh: Mesh, nodes, rotations, translations, joints, weights
     pad = 4 - joints.shape[1]
     joints = np.concatenate([joints, np.zeros((v, pad), dtype=joints.dtype)], 1)
     weights = np.concatenate([weights, np.zeros((v, pad))], 1)
+    joints[weights == 0] = 0  # the specification wants unused joint slots at 0 (the Khronos validator warns otherwise)
     return nodes, R, d, joints.astype(np.int64), weights / weights.sum(1, keepdims=True), times
 
 

@@ -1,0 +1,106 @@
+"""Do viewers play our glTF files as we do? The Khronos glTF validator and three.js, beside motion4d's evaluator.
+
+For each GLB (files, or animate run folders whose ``animation.glb`` is taken) it runs
+
+- the Khronos glTF validator (``gltf-validator`` from npm): errors and warnings against the specification;
+- three.js (``GLTFLoader`` + ``AnimationMixer`` in Node, playing together the animations motion4d plays by
+  default — all of them unless some drive what an earlier one drives): every vertex as three.js renders it
+  (morph targets, then skinning) at ``--times`` times spread over the animation;
+- motion4d's own evaluator (:func:`motion4d.data.gltf.load_gltf` ``.vertices_at``) at the same times,
+
+and prints the largest and mean distance between three.js's vertices and ours (each three.js vertex matched
+to the one of ours whose whole trajectory is nearest, since vertices can coincide at some times and part
+later, and three.js repeats shared vertices once per primitive), in % of the animation's bounding-box
+diagonal. Node.js and npm must be on the PATH; the first run installs the pinned
+packages of ``benchmarks/viewers/package.json`` into ``benchmarks/viewers/node_modules``.
+
+    python benchmarks/gltf_viewers.py FILE.glb|RUN ... [--times 9] [--json benchmarks/results/gltf_viewers.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from _runner import write_json
+
+VIEWERS = Path(__file__).resolve().parent / "viewers"
+
+
+def ensure_packages() -> None:
+    """Install the pinned npm packages once."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise SystemExit("error: node and npm must be on the PATH")
+    if not (VIEWERS / "node_modules" / "three").is_dir() or not (VIEWERS / "node_modules" / "gltf-validator").is_dir():
+        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=VIEWERS, check=True)
+
+
+def node_json(script: str, *args: str) -> dict:
+    p = subprocess.run(["node", str(VIEWERS / script), *args], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{script} {args[0]}: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(p.stdout)
+
+
+def check(path: Path, n_times: int) -> dict:
+    from motion4d.data.gltf import load_gltf
+
+    report = node_json("validate.mjs", str(path))
+    ours_asset = load_gltf(path)
+    duration = float(ours_asset.duration)
+    times = np.linspace(0.0, duration, n_times) if duration > 0 else np.zeros(1)
+    playing = ",".join(str(a) for a in ours_asset.default_animations)
+    three = node_json("play.mjs", str(path), playing, *[f"{t:.9g}" for t in times])
+    tv = np.asarray(three["vertices"], dtype=np.float64)  # [T,V',3]
+    ours = ours_asset.vertices_at(times).astype(np.float64)  # [T,V,3]
+    all_pts = ours.reshape(-1, 3)
+    diag = float(np.linalg.norm(all_pts.max(0) - all_pts.min(0))) or 1.0
+    from scipy.spatial import cKDTree
+
+    match = cKDTree(ours.transpose(1, 0, 2).reshape(ours.shape[1], -1)).query(tv.transpose(1, 0, 2).reshape(tv.shape[1], -1))[1]
+    dev = np.linalg.norm(tv - ours[:, match], axis=-1)
+    return {
+        "file": str(path), "validator_errors": report["errors"], "validator_warnings": report["warnings"],
+        "validator_messages": report["messages"][:10], "animations": ours_asset.default_animations,
+        "n_animations": ours_asset.num_animations, "three_duration_s": three["duration"], "duration_s": duration,
+        "vertices_three": int(tv.shape[1]), "vertices_ours": int(ours.shape[1]),
+        "max_dev_pct": 100 * float(dev.max()) / diag, "mean_dev_pct": 100 * float(dev.mean()) / diag,
+    }  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("paths", nargs="+", help="GLB files or animate run folders (their animation.glb)")
+    ap.add_argument("--times", type=int, default=9, help="times spread over each animation (default 9)")
+    ap.add_argument("--json", default="benchmarks/results/gltf_viewers.json", help="where to write the results")
+    args = ap.parse_args()
+    ensure_packages()
+    header = f"{'file':<46} {'errors':>6} {'warn.':>5} {'duration s':>10} {'three.js s':>10} {'max dev %':>9} {'mean dev %':>10}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for p in args.paths:
+        path = Path(p) / "animation.glb" if Path(p).is_dir() else Path(p)
+        name = f"{path.parent.name}/{path.name}"[-46:]
+        try:
+            r = check(path, args.times)
+        except (RuntimeError, OSError, ValueError) as e:
+            print(f"{name:<46} error: {e}", flush=True)
+            rows.append({"file": str(path), "error": str(e)})
+            continue
+        rows.append(r)
+        print(f"{name:<46} {r['validator_errors']:6d} {r['validator_warnings']:5d} {r['duration_s']:10.3f} {r['three_duration_s']:10.3f} "
+              f"{r['max_dev_pct']:9.4f} {r['mean_dev_pct']:10.5f}", flush=True)  # fmt: skip
+        for m in r["validator_messages"]:
+            print(f"    {m}")
+    write_json(args.json, {"times": args.times, "files": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
