@@ -97,7 +97,8 @@ def test_offsets_export_as_morph_targets(tmp_path):
     mesh = Mesh(asset_vertices, F.numpy(), name="grid")
     path = export_animation_glb(model, mesh, a2w, tmp_path / "anim.glb", duration_s=2.0)
     g = pygltflib.GLTF2().load(str(path))
-    assert len(g.meshes[0].primitives[0].targets) == 3 and g.meshes[0].weights == [0.0, 0.0, 0.0]
+    # keyframe 0 has no offsets, 1 and 2 two different ones: two targets carry them exactly
+    assert len(g.meshes[0].primitives[0].targets) == 2 and g.meshes[0].weights == [0.0, 0.0]
     assert any(c.target.path == "weights" for c in g.animations[0].channels)
     back = load_gltf(path)
     order = np.array([np.argmin(np.linalg.norm(asset_vertices - p, axis=1)) for p in back.mesh.vertices])
@@ -123,7 +124,7 @@ def bulge_target(times):
     V = target.rest_vertices
     with torch.no_grad():
         for f, t in enumerate(times):
-            target.offsets.offsets[f, :, 1] = 0.5 * t * torch.exp(-(V[:, [0, 2]].square().sum(1)) / 0.15)
+            target.offsets.offsets[f, :, 1] = 1.0 * t * torch.exp(-(V[:, [0, 2]].square().sum(1)) / 0.15)
     return target
 
 
@@ -132,13 +133,50 @@ def test_offsets_fit_a_bulge_the_graph_cannot():
     target = bulge_target(times)
     views = synthetic_driving(target, n_views=6, size=40)
     errors = {}
-    for lr in (0.0, 1e-3):
+    for lr in (0.0, 3e-3):
         model = make_model(times)
-        cfg = preset("tiny", iters=150, batch_views=4, lr_sh0=0.0, warmup_fraction=0.3, ckpt_every=0, coverage_steps=0,
-                     lr_offsets=lr, lr_offsets_final=lr * 0.1)  # fmt: skip
+        cfg = preset("tiny", iters=120, batch_views=4, lr_sh0=0.0, warmup_fraction=0.3, ckpt_every=0, coverage_steps=0,
+                     lr_offsets=lr, lr_offsets_final=lr * 0.1, offsets_start=0.0, offsets_gate=0.0)  # fmt: skip
         AnimateTrainer(cfg, model, views, 3.5).train()
         with torch.no_grad():
             errors[lr] = float((model.vertices_at(1.0) - target.vertices_at(1.0)).norm(dim=-1).mean())
             if lr == 0:
                 assert float(model.offsets.offsets.detach().abs().max()) == 0.0  # lr 0: offsets stay off
-    assert errors[1e-3] < 0.6 * errors[0.0], errors
+    assert errors[3e-3] < 0.6 * errors[0.0], errors
+
+
+def test_morph_basis_takes_the_fewest_targets_within_tolerance():
+    from motion4d.export.gltf import morph_basis
+
+    rng = np.random.default_rng(0)
+    shapes = rng.normal(size=(2, 50, 3))
+    w = rng.random((7, 2))
+    targets, weights = morph_basis(np.einsum("tk,kvc->tvc", w, shapes), 1e-6)
+    assert targets.shape == (2, 50, 3) and weights.shape == (7, 2)
+    assert np.allclose(np.einsum("tk,kvc->tvc", weights, targets), np.einsum("tk,kvc->tvc", w, shapes), atol=1e-6)
+    full = rng.normal(size=(5, 50, 3))  # no smaller basis is close: one target per keyframe, exact
+    targets, weights = morph_basis(full, 1e-3)
+    assert np.array_equal(weights, np.eye(5)) and np.array_equal(targets, full)
+    noisy = np.einsum("tk,kvc->tvc", w, shapes) + 1e-5 * rng.normal(size=(7, 50, 3))
+    assert morph_basis(noisy, 1e-3)[0].shape[0] == 2 and morph_basis(noisy, 0.0)[0].shape[0] == 7
+
+
+def test_offsets_join_only_where_the_graph_leaves_the_silhouette_off():
+    """The gate: a rigidly moving sheet is the graph's to fit (offsets stay zero); a rising bulge it cannot
+    make leaves a larger silhouette error and opens the gate at ``offsets_start``."""
+    times = [0.0, 0.5, 1.0]
+    rigid = make_model(times)
+    for f in range(3):
+        rigid_graph_motion(rigid.graph, f, torch.eye(3), torch.tensor([0.0, 0.1 * f, 0.0]))
+    decided = {}
+    for name, target in (("rigid", rigid), ("bulge", bulge_target(times))):
+        model = make_model(times)
+        # gate between the two shapes' errors here (rigid ~0.04, bulge ~0.09 after 60 graph-only steps); the
+        # default's calibration on real assets is in the config's docstring
+        cfg = preset("tiny", iters=120, batch_views=4, lr_sh0=0.0, warmup_fraction=0.3, ckpt_every=0, coverage_steps=0,
+                     lr_offsets=1e-3, offsets_start=0.5, offsets_gate=0.06)  # fmt: skip
+        trainer = AnimateTrainer(cfg, model, synthetic_driving(target, n_views=6, size=40), 3.5)
+        trainer.train()
+        decided[name] = (trainer.offsets_on, float(trainer.frame_error.max()), float(model.offsets.offsets.detach().abs().max()))
+    assert decided["rigid"][0] is False and decided["rigid"][2] == 0.0, decided
+    assert decided["bulge"][0] is True and decided["bulge"][2] > 0.0, decided

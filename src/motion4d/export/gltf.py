@@ -10,8 +10,10 @@ matrix is ``T(−g_j) · asset_to_world``, so a vertex v (asset coordinates) ski
 Keyframes use LINEAR interpolation (quaternions made sign-continuous, so slerp takes the short way).
 
 Optional morph targets (``morph_offsets [T,V,3]``, the fit's per-keyframe vertex offsets in asset
-coordinates): one target per keyframe, its weight 1 at that keyframe and 0 at the others, LINEAR in
-between, so the offsets blend exactly as the fit interpolated them. glTF morphs the bind-space positions
+coordinates): the offsets' truncated SVD, ``offsets[f] ≈ Σ_k W[f,k] · B_k``, with the fewest targets B_k
+that keep every vertex within ``morph_tolerance`` of its offset (a morph asset's motion is often a few
+shapes blended: AnimatedMorphSphere's is two), and the weights W animated LINEAR over the keyframes, so
+between keyframes the offsets blend exactly as the fit interpolated them. glTF morphs the bind-space positions
 before skinning them — the order the fit applies offsets and graph in — so the file plays what was
 fitted. NORMAL targets carry the change of the area-weighted vertex normals, for shading.
 
@@ -172,6 +174,20 @@ def write_static_glb(path: str | Path, mesh: Mesh) -> Path:
     return b.finish(Path(path))
 
 
+def morph_basis(offsets: np.ndarray, tolerance: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The fewest morph targets for per-keyframe ``offsets [T,V,3]``: ``(targets [K,V,3], weights [T,K])``
+    with ``weights @ targets`` within ``tolerance`` of ``offsets`` at every vertex (truncated SVD); the
+    identity (one target per keyframe, exact) when no K < T is close enough."""
+    t, v = offsets.shape[0], offsets.shape[1]
+    flat = offsets.reshape(t, -1)
+    u, sing, vt = np.linalg.svd(flat, full_matrices=False)
+    for k in range(1, t):
+        approx = (u[:, :k] * sing[:k]) @ vt[:k]
+        if np.linalg.norm((approx - flat).reshape(t, v, 3), axis=-1).max() <= tolerance:
+            return vt[:k].reshape(k, v, 3), u[:, :k] * sing[:k]
+    return offsets.copy(), np.eye(t)
+
+
 def _check_skin_args(mesh: Mesh, nodes, rotations, translations, joints, weights, times_s, a2w):
     nodes = np.asarray(nodes, dtype=np.float64)
     R = np.asarray(rotations, dtype=np.float64)
@@ -220,6 +236,7 @@ def write_skinned_glb(
     *,
     asset_to_world: np.ndarray | None = None,
     morph_offsets: np.ndarray | None = None,
+    morph_tolerance: float = 0.0,
     name: str = "motion4d",
 ) -> Path:
     """Write ``mesh`` skinned to a deformation graph and animated by its keyframes (see the module docstring).
@@ -233,7 +250,9 @@ def write_skinned_glb(
         times_s: [T] keyframe times in seconds, strictly increasing.
         asset_to_world: [4,4] similarity from the asset's coordinates to the world (None: identity).
         morph_offsets: [T,V,3] per-keyframe vertex offsets in the asset's coordinates, applied before
-            skinning, written as T morph targets (None: none).
+            skinning, written as morph targets (None: none).
+        morph_tolerance: largest error allowed per vertex when the offsets are written as fewer targets
+            than keyframes (0: exact, T targets at most).
         name: name of the animation and the root node.
     """
     a2w = np.eye(4) if asset_to_world is None else np.asarray(asset_to_world, dtype=np.float64)
@@ -243,8 +262,9 @@ def write_skinned_glb(
         morph_offsets = np.asarray(morph_offsets, dtype=np.float64)
         if morph_offsets.shape != (times.shape[0], mesh.num_vertices, 3) or not np.isfinite(morph_offsets).all():
             raise ValueError(f"morph_offsets must be finite with shape [{times.shape[0]},{mesh.num_vertices},3], got {list(morph_offsets.shape)}")
+    morph = None if morph_offsets is None else morph_basis(morph_offsets, morph_tolerance)
     b = _Builder()
-    m = _add_mesh(b, mesh, (joints, weights), morph_offsets)
+    m = _add_mesh(b, mesh, (joints, weights), None if morph is None else morph[0])
     # node 0: the skinned mesh; node 1: the root (world → asset); nodes 2..: the joints
     b.g.nodes.append(pygltflib.Node(name=mesh.name, mesh=m, skin=0))
     w2a = np.linalg.inv(a2w)
@@ -269,9 +289,9 @@ def write_skinned_glb(
         for path_name, values in (("translation", nodes[j] + d[:, j]), ("rotation", quats[:, j])):
             samplers.append(pygltflib.AnimationSampler(input=t_acc, output=b.accessor(values, _FLOAT), interpolation="LINEAR"))
             channels.append(pygltflib.AnimationChannel(sampler=len(samplers) - 1, target=pygltflib.AnimationChannelTarget(node=2 + j, path=path_name)))
-    if morph_offsets is not None:  # target f weighs 1 at keyframe f: the identity, one row per keyframe
-        samplers.append(pygltflib.AnimationSampler(input=t_acc, output=b.accessor(np.eye(times.shape[0]).reshape(-1), _FLOAT), interpolation="LINEAR"))
+    if morph is not None:  # one row of target weights per keyframe
+        samplers.append(pygltflib.AnimationSampler(input=t_acc, output=b.accessor(morph[1].reshape(-1), _FLOAT), interpolation="LINEAR"))
         channels.append(pygltflib.AnimationChannel(sampler=len(samplers) - 1, target=pygltflib.AnimationChannelTarget(node=0, path="weights")))
     b.g.animations.append(pygltflib.Animation(name=name, samplers=samplers, channels=channels))
-    b.g.extras = {"motion4d": json.dumps({"keyframes": int(times.shape[0]), "joints": n_joints, "morph_targets": 0 if morph_offsets is None else int(times.shape[0])})}
+    b.g.extras = {"motion4d": json.dumps({"keyframes": int(times.shape[0]), "joints": n_joints, "morph_targets": 0 if morph is None else int(morph[0].shape[0])})}
     return b.finish(Path(path))

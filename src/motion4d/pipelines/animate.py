@@ -50,6 +50,8 @@ ANIMATION_FILE = "animation.glb"
 VIDEO_FILE = "video.mp4"
 REPORT_FILE = "report.json"
 GT_VERTICES_FILE = "gt_vertices.npz"
+MORPH_TOLERANCE = 1e-4
+"""Largest vertex error, in bounding-box diagonals, of writing the fitted offsets as fewer morph targets."""
 FRAMES_PER_SECOND = 16.0
 """Default animation speed of exported glTF: 16 driving frames per second (a 16-frame clip lasts 1 s)."""
 
@@ -129,7 +131,7 @@ def export_animation_glb(model: MeshGaussians, mesh: Mesh, asset_to_world: np.nd
     Skin weights are recomputed from the vertex positions (the same function of position the model uses),
     and each vertex takes the vertex offsets of the model's vertex at its rest position, so any vertex order
     or seam duplication of ``mesh`` gets the fitted motion. The offsets become morph targets when any is
-    larger than 1e-6 of the mesh's size. Keyframe time t is placed at ``t × duration_s`` seconds (default:
+    larger than 1e-6 of the mesh's size: as few as keep every vertex within :data:`MORPH_TOLERANCE`. Keyframe time t is placed at ``t × duration_s`` seconds (default:
     keyframes / 16 s).
     """
     graph = model.graph
@@ -146,6 +148,7 @@ def export_animation_glb(model: MeshGaussians, mesh: Mesh, asset_to_world: np.nd
     return write_skinned_glb(
         path, mesh, graph.nodes.double().numpy(), R.detach().double().numpy(), d.detach().double().numpy(), joints.numpy(), weights.double().numpy(),
         times.numpy(), asset_to_world=np.asarray(asset_to_world, dtype=np.float64), morph_offsets=morph,
+        morph_tolerance=MORPH_TOLERANCE * float(np.linalg.norm(np.ptp(mesh.vertices, axis=0))),
     )  # fmt: skip
 
 
