@@ -27,7 +27,7 @@ and the 16 frames:
 It also prints the Gaussians' PSNR on the held-out views and the minutes. Prints a table and writes JSON.
 
     python benchmarks/animate.py /work/shared/data [--assets riggedfigure,cesiummilktruck,animatedmorphsphere]
-        [--minutes 10] [--preset default] [--lambda-arap X] [--lambda-arap-l1 X] [--lambda-silhouette X] [--lambda-rest X] [--lr-offsets X] [--lambda-offset-laplacian X] [--nodes N] [--runs /tmp/bench-animate]
+        [--minutes 10] [--preset default] [--lambda-arap X] [--lambda-arap-l1 X] [--lambda-silhouette X] [--lambda-rest X] [--lr-offsets X] [--offsets-gate X] [--lambda-offset-laplacian X] [--nodes N] [--runs /tmp/bench-animate]
         [--json benchmarks/results/animate.json]
 """
 
@@ -118,12 +118,13 @@ def run_one(root: Path, name: str, out: Path, args) -> dict:
         "animate", str(asset), "--driving", str(driving), "--out", str(out),
         "--preset", args.preset, "--time-budget", str(60.0 * args.minutes), "--no-progress", "--video-frames", "0",
     ]  # fmt: skip
-    for flag in ("lambda_arap", "lambda_arap_l1", "lambda_silhouette", "lambda_rest", "lr_offsets", "lambda_offset_laplacian", "nodes"):
+    for flag in ("lambda_arap", "lambda_arap_l1", "lambda_silhouette", "lambda_rest", "lr_offsets", "offsets_gate", "lambda_offset_laplacian", "nodes"):
         if getattr(args, flag) is not None:
             cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     if args.iters is not None:
         cmd += ["--iters", str(args.iters)]
-    keys = ("vertex_error_pct", "psnr", "ssim", "motion_amplitude", "n_gaussians", "n_nodes", "iters", "seconds", "duration_s")
+    keys = ("vertex_error_pct", "psnr", "ssim", "motion_amplitude", "n_gaussians", "n_nodes", "iters", "seconds", "duration_s", "vertex_offsets",
+            "silhouette_errors")
     r = run_motion4d(cmd, out, keys)
     if "error" in r:
         return r
@@ -142,6 +143,7 @@ def main() -> int:
     ap.add_argument("--lambda-silhouette", type=float, default=None)
     ap.add_argument("--lambda-rest", type=float, default=None)
     ap.add_argument("--lr-offsets", type=float, default=None)
+    ap.add_argument("--offsets-gate", type=float, default=None)
     ap.add_argument("--lambda-offset-laplacian", type=float, default=None)
     ap.add_argument("--nodes", type=int, default=None)
     ap.add_argument("--runs", default="/tmp/motion4d-bench-animate", help="folder for the run folders")
@@ -150,7 +152,7 @@ def main() -> int:
 
     root = Path(args.root)
     header = (f"{'asset':<22} {'vert.err %':>10} {'rest %':>7} {'shape %':>7} {'chamf.':>6} {'c.rest':>6} {'nn→gt %':>8} {'nn rest':>7} {'PSNR':>6} {'SSIM':>6} {'motion':>7} "
-              f"{'N':>7} {'nodes':>5} {'steps':>6} {'min':>5}")  # fmt: skip
+              f"{'N':>7} {'nodes':>5} {'offs.':>5} {'steps':>6} {'min':>5}")  # fmt: skip
     print(header)
     print("-" * len(header))
     rows = []
@@ -162,7 +164,8 @@ def main() -> int:
             continue
         nn = "n/a" if r["vertex_error_pct"] is None else f"{r['vertex_error_pct']:.2f}"
         print(f"{name:<22} {r['per_vertex_error_pct']:10.2f} {r['rest_error_pct']:7.2f} {r['shape_oracle_pct']:7.2f} {r['chamfer_pct']:6.2f} {r['chamfer_rest_pct']:6.2f} {nn:>8} {r['nn_rest_pct']:7.2f} {r['psnr']:6.2f} {r['ssim']:6.3f} "
-              f"{r['motion_amplitude']:7.3f} {r['n_gaussians']:7d} {r['n_nodes']:5d} {r['iters']:6d} {r['wall_s'] / 60:5.1f}", flush=True)  # fmt: skip
+              f"{r['motion_amplitude']:7.3f} {r['n_gaussians']:7d} {r['n_nodes']:5d} {'on' if r['vertex_offsets'] else 'off':>5} {r['iters']:6d} "
+              f"{r['wall_s'] / 60:5.1f}", flush=True)  # fmt: skip
     write_json(args.json, {"minutes": args.minutes, "preset": args.preset, "runs": rows})
     return 0
 

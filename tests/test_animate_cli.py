@@ -97,6 +97,7 @@ def test_animate_writes_the_run(animate_run, capsys):
     assert report["iters"] == 40 and report["n_nodes"] == 8 and report["n_frames"] == 3
     assert report["vertex_error_pct"] is not None and report["vertex_error_pct"] < 50
     assert report["duration_s"] == pytest.approx(3 / 16)
+    assert isinstance(report["vertex_offsets"], bool) and len(report["silhouette_errors"]) == 3
     # the exported animation keeps the asset's rest pose and coordinates and moves over time
     anim = load_gltf(run / "animation.glb")
     rest = load_gltf(asset).mesh.vertices
@@ -152,6 +153,7 @@ def test_animate_bad_inputs(animate_run, tmp_path, capsys):
         (["animate", str(asset), "--driving", str(data), "--lambda-rest", "-1"], "--lambda-rest"),
         (["animate", str(asset), "--driving", str(data), "--lambda-silhouette", "-0.5"], "--lambda-silhouette"),
         (["animate", str(asset), "--driving", str(data), "--lr-offsets", "-1e-3"], "--lr-offsets"),
+        (["animate", str(asset), "--driving", str(data), "--offsets-gate", "-0.1"], "--offsets-gate"),
         (["animate", str(asset), "--driving", str(data), "--lambda-offset-laplacian", "-1"], "--lambda-offset-laplacian"),
         (["animate", str(asset), "--driving", str(data), "--lambda-arap-l1", "-2"], "--lambda-arap-l1"),
         (["animate", str(asset), "--driving", str(static)], "no 'time'"),

@@ -102,6 +102,7 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--lambda-silhouette", type=float, help="weight of the silhouette chamfer against the images' masks (default 1; 0: off)")
     a.add_argument("--lambda-rest", type=float, help="pull toward the rest pose: among fits the images cannot tell apart, the one that moves least")
     a.add_argument("--lr-offsets", type=float, help="learning rate of the per-frame vertex offsets (non-rigid motion, exported as morph targets; 0: graph only)")
+    a.add_argument("--offsets-gate", type=float, help="vertex offsets join when a frame's silhouette error exceeds this after the graph's fit (default 0.15; 0: always)")
     a.add_argument("--lambda-offset-laplacian", type=float, help="smoothness of the vertex offsets over the surface (default 0.01)")
     a.add_argument("--nodes", type=int, help="deformation-graph nodes (default 96)")
     a.add_argument("--duration", type=float, help="length of the exported animation in seconds (default: frames / 16)")
@@ -335,7 +336,7 @@ def _cmd_animate(args) -> int:
         saved = json.loads((out / CONFIG_FILE).read_text())
     config = AnimateConfig.from_dict(saved["animate"]) if (saved and args.preset is None) else preset(args.preset or "default")
     overrides = {"iters": args.iters, "time_budget_s": args.time_budget, "lambda_arap": args.lambda_arap, "lambda_arap_l1": args.lambda_arap_l1, "n_nodes": args.nodes,
-                 "lambda_silhouette": args.lambda_silhouette, "lambda_rest": args.lambda_rest, "lr_offsets": args.lr_offsets,
+                 "lambda_silhouette": args.lambda_silhouette, "lambda_rest": args.lambda_rest, "lr_offsets": args.lr_offsets, "offsets_gate": args.offsets_gate,
                  "lambda_offset_laplacian": args.lambda_offset_laplacian, "background": args.background, "device": args.device, "seed": args.seed}  # fmt: skip
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.no_progress:
@@ -346,6 +347,7 @@ def _cmd_animate(args) -> int:
                             ("--lambda-arap-l1", config.lambda_arap_l1, config.lambda_arap_l1 >= 0),
                             ("--lambda-rest", config.lambda_rest, config.lambda_rest >= 0),
                             ("--lr-offsets", config.lr_offsets, config.lr_offsets >= 0),
+                            ("--offsets-gate", config.offsets_gate, config.offsets_gate >= 0),
                             ("--lambda-offset-laplacian", config.lambda_offset_laplacian, config.lambda_offset_laplacian >= 0),
                             ("--time-budget", args.time_budget, args.time_budget is None or args.time_budget > 0),
                             ("--downscale", args.downscale, args.downscale is None or args.downscale >= 1),

@@ -91,6 +91,11 @@ class AnimateReport:
     """Whether the time budget ended training early."""
     run: str
     """The run folder."""
+    vertex_offsets: bool | None = None
+    """Whether the per-frame vertex offsets trained (the gate opened; None: not decided, e.g. splats or a
+    run shorter than ``offsets_start``)."""
+    silhouette_errors: list[float] | None = None
+    """Each keyframe's relative silhouette error when the gate was decided (None: not measured)."""
     coverage_alpha_l1: list[float] | None = None
     """Mean |alpha − mesh coverage| of the rest pose in the driving cameras before and after the coverage
     fit (None when it did not run: splats, resumed runs, ``coverage_steps`` 0)."""
@@ -267,6 +272,7 @@ def animate(
         psnr=metrics.mean_psnr, ssim=metrics.mean_ssim, n_images=len(metrics.psnr), split=split, vertex_error_pct=verr,
         motion_amplitude=amplitude, n_gaussians=len(model), n_nodes=model.graph.num_nodes, n_frames=model.graph.num_frames,
         duration_s=duration, seconds=result.seconds, iters=result.steps, stopped_by_budget=result.stopped_by_budget, run=str(out),
+        vertex_offsets=trainer.offsets_on, silhouette_errors=None if bool(torch.isnan(trainer.frame_error).any()) else trainer.frame_error.tolist(),
         coverage_alpha_l1=coverage,
     )  # fmt: skip
     atomic_write_text(out / REPORT_FILE, json.dumps(asdict(report), indent=2) + "\n")
