@@ -97,7 +97,7 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--iters", type=int, help="optimisation steps")
     a.add_argument("--time-budget", type=float, help="stop training after this many seconds")
     a.add_argument("--downscale", type=int, help="integer image downscale factor")
-    a.add_argument("--lambda-arap", type=float, help="ARAP weight: higher keeps the shape, lower follows the video (default 0.01)")
+    a.add_argument("--lambda-arap", type=float, help="ARAP weight: higher keeps the shape, lower follows the video (default 1)")
     a.add_argument("--lambda-arap-l1", type=float, help="nearly-L1 ARAP weight: rigid where nothing bends, joints free (default 0)")
     a.add_argument("--lambda-silhouette", type=float, help="weight of the silhouette chamfer against the images' masks (default 1; 0: off)")
     a.add_argument("--lambda-rest", type=float, help="pull toward the rest pose: among fits the images cannot tell apart, the one that moves least")

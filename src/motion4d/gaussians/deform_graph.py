@@ -197,19 +197,22 @@ class DeformationGraph(nn.Module):
         actual = g[nb][None] + d[:, nb]
         return (pred - actual).square().sum(-1) / self._neighbor_scale().square()
 
-    def arap(self, frames: Tensor | None = None) -> Tensor:
-        """The "arap" term over keyframes ``frames`` (indices; default all); see the module docstring."""
-        r2 = self.arap_residuals(frames)
+    def arap(self, frames: Tensor | None = None, *, residuals: Tensor | None = None) -> Tensor:
+        """The "arap" term over keyframes ``frames`` (indices; default all), or of given ``residuals``
+        (from :meth:`arap_residuals`); see the module docstring."""
+        r2 = self.arap_residuals(frames) if residuals is None else residuals
         return r2.mean() if r2.numel() else self.translations.sum() * 0.0
 
-    def arap_l1(self, frames: Tensor | None = None, eps: float = 0.01) -> Tensor:
+    def arap_l1(self, frames: Tensor | None = None, eps: float = 0.01, *, residuals: Tensor | None = None) -> Tensor:
         """The "arap_l1" term: the Charbonnier norm ``√(r² + ε²) − ε`` of the ARAP residuals (see the module docstring)."""
-        r2 = self.arap_residuals(frames)
+        r2 = self.arap_residuals(frames) if residuals is None else residuals
         return ((r2 + eps * eps).sqrt() - eps).mean() if r2.numel() else self.translations.sum() * 0.0
 
     def regularizers(self) -> dict[str, Tensor]:
         """``"arap"``, ``"arap_l1"``, ``"motion_smoothness"`` and ``"rest"`` (see the module docstring)."""
-        return {"arap": self.arap(), "arap_l1": self.arap_l1(), "motion_smoothness": self.motion_smoothness(), "rest": self.rest_deviation()}
+        r2 = self.arap_residuals()  # once for both ARAP terms
+        return {"arap": self.arap(residuals=r2), "arap_l1": self.arap_l1(residuals=r2), "motion_smoothness": self.motion_smoothness(),
+                "rest": self.rest_deviation()}  # fmt: skip
 
     def rest_deviation(self, eps: float = 0.01) -> Tensor:
         """The "rest" term (see the module docstring): 0 at the rest pose."""

@@ -8,7 +8,8 @@ positions *before* the graph's skinning:
     p'(f) = LBS_f(p + o[f])
 
 which is exactly how a glTF viewer plays morph targets on a skinned mesh (morph first, then skin), so the
-offsets export as one morph target per keyframe and the file plays back what was fitted.
+offsets export as morph targets (:func:`motion4d.export.gltf.morph_basis`) and the file plays back what
+was fitted.
 
 Vertices at the same position (seams of UVs or normals) are welded first and share one offset, so the
 surface cannot tear. Offsets start at zero (the graph alone), and three regularisers keep them honest:

@@ -186,6 +186,9 @@ class AnimateTrainer(GaussianTrainer):
             raise ValueError("animate needs driving images with a 'time' per frame")
         if config.batch_views < 1:
             raise ValueError(f"batch_views must be >= 1, got {config.batch_views}")
+        self.offsets_on: bool | None = None
+        """Whether the vertex offsets train (None: not decided yet, before ``offsets_start``); set before the
+        base class builds the optimizer, which asks :meth:`field_lr`."""
         super().__init__(config, model, views, scene_scale, ckpt_dir=ckpt_dir)
         self.alphas = views.alphas.to(self.device, torch.float32) if views.alphas is not None else None
         self.silhouettes = [SilhouetteTarget.from_alpha(a) for a in self.alphas] if self.alphas is not None and config.lambda_silhouette > 0 else None
@@ -195,8 +198,6 @@ class AnimateTrainer(GaussianTrainer):
         self.active = 1 if config.warmup_fraction > 0 else len(ft)
         self.frame_error = torch.full((len(ft),), float("nan"))
         """[T] each keyframe's relative silhouette (or colour) error when the offsets were decided (NaN before)."""
-        self.offsets_on: bool | None = None
-        """Whether the vertex offsets train (None: not decided yet, before ``offsets_start``)."""
         self.coverage: CoverageFit | None = None
         """The coverage fit's result (None: not run by this trainer, e.g. resumed or splats)."""
 
@@ -223,7 +224,7 @@ class AnimateTrainer(GaussianTrainer):
         if name == "field.translations":
             return decayed(cfg.lr_translation * self.scene_scale, cfg.lr_translation_final * self.scene_scale, progress)
         if name == "field.offsets":
-            return 0.0 if cfg.lr_offsets <= 0 or not getattr(self, "offsets_on", None) else decayed(cfg.lr_offsets * self.scene_scale, cfg.lr_offsets_final * self.scene_scale, progress)
+            return 0.0 if cfg.lr_offsets <= 0 or not self.offsets_on else decayed(cfg.lr_offsets * self.scene_scale, cfg.lr_offsets_final * self.scene_scale, progress)
         return super().field_lr(name, progress)
 
     def extra_state(self) -> dict[str, Tensor]:
