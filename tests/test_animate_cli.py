@@ -17,7 +17,7 @@ from motion4d.export.gltf import write_static_glb
 from motion4d.gaussians.animated_mesh import MeshGaussians
 from motion4d.gaussians.rotations import quat_to_rotmat, rotmat_to_quat
 from motion4d.gaussians.surface import sample_surface
-from motion4d.optim.evaluation import render_frame
+from motion4d.render.frame import render_frame
 from motion4d.render.cameras import intrinsics_from_fov, orbit_viewmats
 
 A2W = np.array([[0.5, 0, 0, 0.0], [0, 0, -0.5, 0.0], [0, 0.5, 0, 0.1], [0, 0, 0, 1]])  # Y-up asset → Z-up world, ½ scale

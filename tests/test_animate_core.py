@@ -10,7 +10,7 @@ from motion4d.gaussians.animated_mesh import MeshGaussians
 from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
 from motion4d.gaussians.rotations import quat_to_rotmat
 from motion4d.gaussians.surface import face_areas, refine_triangles, rest_covariances, sample_surface, surface_gaussians
-from motion4d.optim.evaluation import render_frame
+from motion4d.render.frame import render_frame
 from motion4d.optim.trainer_animate import AnimateTrainer, preset
 from motion4d.render.cameras import intrinsics_from_fov, orbit_viewmats
 

@@ -8,7 +8,7 @@ import trimesh
 from motion4d.gaussians.animated_mesh import MeshGaussians
 from motion4d.gaussians.surface import surface_gaussians
 from motion4d.optim.coverage import fit_coverage, mesh_coverages
-from motion4d.optim.evaluation import render_frame
+from motion4d.render.frame import render_frame
 from motion4d.optim.trainer_base import decayed
 from motion4d.render.cameras import intrinsics_from_fov, orbit_viewmats
 from motion4d.render.mesh_raster import mesh_coverage, rasterize_triangles

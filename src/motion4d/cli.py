@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help
         return int(e.code or 0)
     _setup_logging(args.verbose, args.quiet)
-    from motion4d.data.errors import DataError
+    from motion4d.errors import DataError
 
     try:
         if args.command == "fit3d":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.gltf import GltfAsset, load_gltf
 from motion4d.data.mesh import Mesh
 from motion4d.data.obj import load_obj

@@ -41,7 +41,7 @@ from urllib.parse import unquote
 import numpy as np
 import pygltflib
 
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.gltf_anim import quat_xyzw_to_matrix, sample_channel, trs_matrices
 from motion4d.data.mesh import GREY, Material, Mesh
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 
 
 def _first_line(e: BaseException) -> str:

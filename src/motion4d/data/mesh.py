@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 
 GREY = (0.7, 0.7, 0.7, 1.0)
 """Base colour of meshes without a material (and of materials whose texture is missing)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.mesh import GREY, Material, Mesh
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import torch
 from plyfile import PlyData
 from torch import Tensor
 
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.images import to_float
 
 log = logging.getLogger(__name__)

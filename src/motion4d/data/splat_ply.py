@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.points import read_ply_vertices
 from motion4d.gaussians.activations import opacity_activation, scale_activation
 
@@ -35,7 +35,7 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
 
     Returns float32 tensors of activated values: ``means [N,3]``, ``quats [N,4]`` (wxyz, normalised),
     ``scales [N,3]`` (exp of the stored logs), ``opacities [N]`` (sigmoid of the stored logits),
-    ``sh [N,K,3]``. Raises :class:`~motion4d.data.errors.DataError` naming ``path`` if the file is missing,
+    ``sh [N,K,3]``. Raises :class:`~motion4d.errors.DataError` naming ``path`` if the file is missing,
     unreadable, or lacks the 3DGS vertex properties.
     """
     path = Path(path)

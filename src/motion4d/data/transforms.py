@@ -17,7 +17,7 @@ When a folder has ``transforms_<split>.json`` files, those are its splits and ``
 Camera→world matrices in these files use OpenGL camera axes; they become world→camera viewmats in OpenCV
 axes through :func:`motion4d.render.cameras.opengl_c2w_to_viewmat`, the one place that converts.
 
-Every problem with the files raises :class:`~motion4d.data.errors.DataError` naming the file.
+Every problem with the files raises :class:`~motion4d.errors.DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.images import composite, read_image
 from motion4d.data.images import downscale as downscale_image
 from motion4d.data.points import load_points_ply

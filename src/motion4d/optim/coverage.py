@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from motion4d.gaussians.gaussians3d import GaussianFrame
-from motion4d.optim.evaluation import render_frame
+from motion4d.render.frame import render_frame
 from motion4d.render.mesh_raster import mesh_coverage
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Rendering a representation into dataset cameras, and image-quality metrics over a set of views."""
+"""Image-quality metrics of a Gaussian frame over a set of views."""
 
 from __future__ import annotations
 
@@ -10,47 +10,7 @@ from torch import Tensor
 
 from motion4d.gaussians import GaussianFrame
 from motion4d.optim.losses import psnr, ssim
-from motion4d.render import rasterization
-
-
-@dataclass
-class RenderOutput:
-    """One batch of rendered views."""
-
-    rgb: Tensor
-    """[C,H,W,3] colours composited on the background."""
-    alpha: Tensor
-    """[C,H,W,1] accumulated opacity."""
-    meta: dict
-    """The rasterizer's ``meta`` (``means2d`` with its gradient, ``radii``, ...)."""
-
-
-def render_frame(
-    frame: GaussianFrame,
-    viewmats: Tensor,
-    Ks: Tensor,
-    width: int,
-    height: int,
-    *,
-    background: Tensor,
-    sh_degree: int | None = None,
-    backend: str = "auto",
-) -> RenderOutput:
-    """Render ``frame`` into C cameras (``viewmats [C,4,4]``, ``Ks [C,3,3]``) on ``background [C,3]`` or [3].
-
-    ``sh_degree`` (default: all the frame holds) limits the SH bands used.
-    """
-    C = viewmats.shape[0]
-    background = background.to(frame.means)
-    if background.dim() == 1:
-        background = background[None].expand(C, 3)
-    degree = frame.sh_degree if sh_degree is None else min(sh_degree, frame.sh_degree)
-    rgb, alpha, meta = rasterization(
-        frame.means, frame.quats, frame.scales, frame.opacities, frame.sh,
-        viewmats.to(frame.means), Ks.to(frame.means), width, height,
-        sh_degree=degree, backgrounds=background, backend=backend, covars=frame.covars, rasterize_mode=frame.rasterize_mode,
-    )  # fmt: skip
-    return RenderOutput(rgb, alpha, meta)
+from motion4d.render.frame import render_frame
 
 
 @dataclass

@@ -47,7 +47,7 @@ from torch import Tensor
 from motion4d.gaussians.animated_mesh import MeshGaussians
 from motion4d.optim.checkpoint import list_checkpoints
 from motion4d.optim.coverage import CoverageFit, fit_coverage
-from motion4d.optim.evaluation import render_frame
+from motion4d.render.frame import render_frame
 from motion4d.optim.losses import SilhouetteTarget, silhouette_chamfer
 from motion4d.optim.strategy import DensifyConfig
 from motion4d.optim.trainer_base import GaussianTrainer, TrainConfig, TrainResult, decayed, replace_preset

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from motion4d.atomic import atomic_write_text
 from motion4d.data.assets import load_asset
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.gltf import GltfAsset, load_gltf
 from motion4d.data.mesh import Mesh
 from motion4d.data.transforms import available_splits, load_transforms, read_asset_to_world, scene_bounds

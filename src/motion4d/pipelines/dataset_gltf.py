@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from motion4d.atomic import atomic_path
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.gltf import load_gltf
 from motion4d.data.mesh import Mesh, linear_to_srgb, srgb_to_linear
 from motion4d.render.cameras import intrinsics_from_fov, look_at

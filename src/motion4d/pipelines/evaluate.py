@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.transforms import ImageSet, available_splits, load_transforms
 from motion4d.optim.evaluation import ViewMetrics, evaluate_views
 from motion4d.optim.motion import motion_amplitude

@@ -18,13 +18,14 @@ from pathlib import Path
 import torch
 
 from motion4d.atomic import atomic_write_text
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.points import load_points_ply
 from motion4d.data.transforms import ImageSet, available_splits, load_transforms, scene_bounds
 from motion4d.export.ply import save_ply
 from motion4d.export.video import write_video
 from motion4d.gaussians import Gaussians3D
-from motion4d.optim.evaluation import evaluate_views, render_frame
+from motion4d.optim.evaluation import evaluate_views
+from motion4d.render.frame import render_frame
 from motion4d.optim.trainer3d import PRESETS, Fit3DConfig, Trainer3D
 from motion4d.render.cameras import camera_centers, orbit_viewmats
 

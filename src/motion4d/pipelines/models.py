@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from motion4d.atomic import atomic_path
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.gaussians import Gaussians3D
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from motion4d.atomic import atomic_write_text
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.transforms import available_splits, load_transforms, scene_bounds
 from motion4d.export.video import write_video
 from motion4d.optim.motion import motion_amplitude

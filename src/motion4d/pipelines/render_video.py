@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from motion4d.data.errors import DataError
+from motion4d.errors import DataError
 from motion4d.data.transforms import available_splits, load_transforms, scene_bounds
 from motion4d.export.video import write_video
-from motion4d.optim.evaluation import render_frame
+from motion4d.render.frame import render_frame
 from motion4d.pipelines.models import ModelInfo, load_run_model
 from motion4d.render.cameras import camera_centers, orbit_viewmats
 
