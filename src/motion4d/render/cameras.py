@@ -113,3 +113,26 @@ def project_points(points: Tensor, viewmats: Tensor, Ks: Tensor) -> tuple[Tensor
     u = Ks[:, None, 0, 0] * cam[..., 0] / safe + Ks[:, None, 0, 2]
     v = Ks[:, None, 1, 1] * cam[..., 1] / safe + Ks[:, None, 1, 2]
     return torch.stack([u, v], dim=-1), z
+
+
+def spherical_viewmats(
+    azimuth_deg: Tensor,
+    elevation_deg: Tensor,
+    radius: Tensor | float,
+    *,
+    target: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> Tensor:
+    """Viewmats [C,4,4] of cameras on spheres around ``target`` in a z-up world, looking at it.
+
+    The object-centric convention of generated assets: azimuth 0 is the *front* camera on the −y axis,
+    azimuth 90° is on +x (the object's right as seen from the front), elevation is above the xy-plane.
+    ``azimuth_deg [C]``, ``elevation_deg [C]``, ``radius [C]`` or a float.
+    """
+    az = torch.deg2rad(torch.as_tensor(azimuth_deg, dtype=torch.float32))
+    el = torch.deg2rad(torch.as_tensor(elevation_deg, dtype=torch.float32))
+    if az.dim() != 1 or el.shape != az.shape:
+        raise ValueError(f"azimuth and elevation must both have shape [C], got {list(az.shape)} and {list(el.shape)}")
+    r = torch.as_tensor(radius, dtype=torch.float32).expand_as(az)
+    center = torch.tensor(target, dtype=torch.float32)
+    eye = torch.stack([r * el.cos() * az.sin(), -r * el.cos() * az.cos(), r * el.sin()], dim=-1) + center
+    return look_at(eye, center.expand_as(eye))
