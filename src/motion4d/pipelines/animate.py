@@ -12,7 +12,6 @@ vertex error against it.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,12 +20,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from motion4d.atomic import atomic_write_text
 from motion4d.data.assets import load_asset
 from motion4d.errors import DataError
 from motion4d.data.gltf import GltfAsset, load_gltf
 from motion4d.data.mesh import Mesh
-from motion4d.data.transforms import available_splits, load_transforms, read_asset_to_world, scene_bounds
+from motion4d.data.transforms import load_transforms, read_asset_to_world, scene_bounds
 from motion4d.export.gltf import write_skinned_glb, write_static_glb
 from motion4d.export.video import write_video
 from motion4d.gaussians import Gaussians3D
@@ -38,17 +36,15 @@ from motion4d.gaussians.surface import surface_gaussians
 from motion4d.optim.motion import motion_amplitude
 from motion4d.optim.trainer_animate import PRESETS, AnimateConfig, AnimateTrainer
 from motion4d.pipelines.evaluate import evaluate_model
-from motion4d.pipelines.fit3d import eval_split
 from motion4d.pipelines.models import MODEL_FILE, ModelInfo, load_run_model, save_m4d
 from motion4d.pipelines.render_video import OrbitRig, render_over_time
+from motion4d.pipelines.run import RunFolder, SplitReport, dataset_splits
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
 ASSET_FILE = "asset.glb"
 ANIMATION_FILE = "animation.glb"
 VIDEO_FILE = "video.mp4"
-REPORT_FILE = "report.json"
 GT_VERTICES_FILE = "gt_vertices.npz"
 MORPH_TOLERANCE = 1e-4
 """Largest vertex error, in bounding-box diagonals, of writing the fitted offsets as fewer morph targets."""
@@ -56,18 +52,35 @@ FRAMES_PER_SECOND = 16.0
 """Default animation speed of exported glTF: 16 driving frames per second (a 16-frame clip lasts 1 s)."""
 
 
-@dataclass
-class AnimateReport:
-    """What ``report.json`` holds."""
+@dataclass(frozen=True)
+class AnimateInputs:
+    """What an animate run reads and how long its animation lasts (saved in ``config.json`` as its ``inputs``)."""
 
-    psnr: float
-    """Mean PSNR (dB) of the Gaussians over the held-out driving images, each at its own time."""
-    ssim: float
-    """Mean SSIM over the same images."""
-    n_images: int
-    """Number of evaluation images."""
-    split: str
-    """The split evaluated ("test", else "val", else "train")."""
+    asset: str
+    """Static asset file (glTF/GLB, OBJ, mesh PLY; or a 3DGS PLY, animated as splats without a glTF export)."""
+    driving: str
+    """Driving video dataset folder (D-NeRF format with 'time'; 'asset_to_world' in its JSON places the asset)."""
+    downscale: int = 1
+    """Integer image downscale factor."""
+    duration_s: float | None = None
+    """Length of the exported animation in seconds (default: keyframes / 16)."""
+    video_frames: int = 48
+    """Frames of the run's video (0: none)."""
+
+    def __post_init__(self):
+        if self.downscale < 1:
+            raise ValueError(f"downscale must be >= 1, got {self.downscale}")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise ValueError(f"duration_s must be > 0, got {self.duration_s}")
+        if self.video_frames < 0:
+            raise ValueError(f"video_frames must be >= 0, got {self.video_frames}")
+
+
+@dataclass
+class AnimateReport(SplitReport):
+    """What ``report.json`` holds: the fields of :class:`SplitReport` (PSNR / SSIM of the Gaussians over the
+    held-out driving images, each at its own time) and these."""
+
     vertex_error_pct: float | None
     """Mean distance from each vertex of the exported animation to the nearest vertex of ``gt_vertices.npz``
     at the same time (averaged over vertices and frames), in % of the ground truth's bounding-box diagonal;
@@ -75,22 +88,12 @@ class AnimateReport:
     vertices its glTF does not)."""
     motion_amplitude: float
     """Scale-free motion of the Gaussians (see :mod:`motion4d.optim.motion`)."""
-    n_gaussians: int
-    """Surface Gaussians."""
     n_nodes: int
     """Deformation-graph nodes (joints of the exported skin)."""
     n_frames: int
     """Keyframes (distinct driving times)."""
     duration_s: float
     """Length of the exported animation in seconds."""
-    seconds: float
-    """Training wall time (over resumed runs too)."""
-    iters: int
-    """Completed optimisation steps."""
-    stopped_by_budget: bool
-    """Whether the time budget ended training early."""
-    run: str
-    """The run folder."""
     vertex_offsets: bool | None = None
     """Whether the per-frame vertex offsets trained (the gate opened; None: not decided, e.g. splats or a
     run shorter than ``offsets_start``)."""
@@ -196,10 +199,10 @@ def animate(
     out: str | Path,
     config: AnimateConfig | None = None,
     *,
-    downscale: int = 1,
+    downscale: int = AnimateInputs.downscale,
     resume: bool = False,
-    duration_s: float | None = None,
-    video_frames: int = 48,
+    duration_s: float | None = AnimateInputs.duration_s,
+    video_frames: int = AnimateInputs.video_frames,
     fps: int = 24,
 ) -> AnimateReport:
     """Fit ``asset``'s motion to the multi-view video ``driving`` and write the run folder ``out``.
@@ -209,16 +212,15 @@ def animate(
         driving: dataset folder (D-NeRF format, frames with ``time``; ``asset_to_world`` in its JSON places the asset).
         out: run folder (created).
         config: fit settings (default: the "default" preset).
-        downscale: integer image downscale factor.
+        downscale, duration_s, video_frames: see :class:`AnimateInputs`.
         resume: continue from the newest checkpoint in ``out/checkpoints``.
-        duration_s: length of the exported animation (default: keyframes / 16 s).
-        video_frames, fps: length and rate of ``video.mp4`` (0 frames: no video).
+        fps: frame rate of ``video.mp4``.
     """
     config = config if config is not None else PRESETS["default"]
-    out, driving = Path(out), Path(driving)
+    run, driving = RunFolder(out), Path(driving)
+    inputs = AnimateInputs(str(Path(asset).resolve()), str(driving.resolve()), downscale, duration_s, video_frames)
     static = load_static_asset(asset)
-    if "train" not in available_splits(driving):
-        raise DataError(f"{driving}: no training split (expected transforms_train.json)")
+    _, split = dataset_splits(driving)
     train = load_transforms(driving, "train", background=config.background, downscale=downscale)
     if train.times is None:
         raise DataError(f"{driving}: frames have no 'time' (the driving data must be a video)")
@@ -237,25 +239,22 @@ def animate(
     log.info("animate: %s (%s) → %d Gaussians, %d graph nodes; %d driving images over %d frames",
              Path(asset).name, what, len(model), model.graph.num_nodes, len(train), len(frame_times))  # fmt: skip
 
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = {"animate": config.to_dict(), "asset": str(Path(asset).resolve()), "data": {"root": str(driving.resolve()), "downscale": downscale}}
-    atomic_write_text(out / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
-    trainer = AnimateTrainer(config, model, train, float(radius), ckpt_dir=out / "checkpoints")
+    run.write_config("animate", config, inputs)
+    trainer = AnimateTrainer(config, model, train, float(radius), ckpt_dir=run.checkpoints)
     result = trainer.train(resume=resume)
     coverage = None if trainer.coverage is None else [trainer.coverage.l1_before, trainer.coverage.l1_after]
     model = result.model.cpu().eval()
 
     time_range = (float(frame_times[0]), float(frame_times[-1]))
     rig = OrbitRig.from_views(train.viewmats, train.Ks[0], train.width, train.height, center)
-    extra = {"background": list(config.background), "orbit": asdict(rig), "data_root": str(driving.resolve()), "downscale": downscale,
+    extra = {"background": list(config.background), "orbit": asdict(rig), "data_root": inputs.driving, "downscale": downscale,
              "asset_to_world": a2w.tolist()}  # fmt: skip
-    save_m4d(model, out / MODEL_FILE, ModelInfo(kind, time_range, extra))
+    save_m4d(model, run.path / MODEL_FILE, ModelInfo(kind, time_range, extra))
     duration = duration_s if duration_s is not None else model.graph.num_frames / FRAMES_PER_SECOND
     if mesh is not None:  # splats have no mesh to skin: their outputs are the .m4d, PLY sequences and videos
-        write_static_glb(out / ASSET_FILE, mesh)
-        export_animation_glb(model, mesh, a2w, out / ANIMATION_FILE, duration_s=duration)
+        write_static_glb(run.path / ASSET_FILE, mesh)
+        export_animation_glb(model, mesh, a2w, run.path / ANIMATION_FILE, duration_s=duration)
 
-    split = eval_split(driving)
     test = load_transforms(driving, split, background=config.background, downscale=downscale)
     bg = torch.tensor(config.background, dtype=torch.float32)
     with torch.no_grad():
@@ -264,18 +263,16 @@ def animate(
             times = torch.linspace(*time_range, video_frames)
             frames = render_over_time(model, rig.viewmats(video_frames), torch.tensor(rig.K, dtype=torch.float32), rig.width, rig.height, times,
                                       background=config.background, backend=config.backend)  # fmt: skip
-            write_video(out / VIDEO_FILE, frames, fps)
+            write_video(run.path / VIDEO_FILE, frames, fps)
         amplitude = motion_amplitude(model, time_range)
     gt_path = driving / GT_VERTICES_FILE
-    verr = vertex_error_pct(out / ANIMATION_FILE, a2w, gt_path, duration) if gt_path.is_file() and mesh is not None else None
+    verr = vertex_error_pct(run.path / ANIMATION_FILE, a2w, gt_path, duration) if gt_path.is_file() and mesh is not None else None
     report = AnimateReport(
-        psnr=metrics.mean_psnr, ssim=metrics.mean_ssim, n_images=len(metrics.psnr), split=split, vertex_error_pct=verr,
-        motion_amplitude=amplitude, n_gaussians=len(model), n_nodes=model.graph.num_nodes, n_frames=model.graph.num_frames,
-        duration_s=duration, seconds=result.seconds, iters=result.steps, stopped_by_budget=result.stopped_by_budget, run=str(out),
-        vertex_offsets=trainer.offsets_on, silhouette_errors=None if bool(torch.isnan(trainer.frame_error).any()) else trainer.frame_error.tolist(),
-        coverage_alpha_l1=coverage,
+        **run.summary(result, metrics, split), vertex_error_pct=verr, motion_amplitude=amplitude, n_nodes=model.graph.num_nodes,
+        n_frames=model.graph.num_frames, duration_s=duration, vertex_offsets=trainer.offsets_on,
+        silhouette_errors=None if bool(torch.isnan(trainer.frame_error).any()) else trainer.frame_error.tolist(), coverage_alpha_l1=coverage,
     )  # fmt: skip
-    atomic_write_text(out / REPORT_FILE, json.dumps(asdict(report), indent=2) + "\n")
+    run.write_report(report)
     log.info("animate: %s PSNR %.2f dB, vertex error %s, motion %.3f, %d steps in %.0f s", split, report.psnr,
              "n/a" if verr is None else f"{verr:.2f} %", amplitude, report.iters, report.seconds)  # fmt: skip
     return report

@@ -5,7 +5,6 @@ Works for fit3d runs (static Gaussians; ``motion_amplitude`` 0.0), reconstruct r
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from motion4d.data.transforms import ImageSet, available_splits, load_transforms
 from motion4d.optim.evaluation import ViewMetrics, evaluate_views
 from motion4d.optim.motion import motion_amplitude
 from motion4d.pipelines.models import load_run_model
+from motion4d.pipelines.run import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +39,12 @@ def evaluate_model(model, views: ImageSet, *, background: torch.Tensor, backend:
 
 
 def _run_settings(run: Path) -> tuple[dict, dict]:
-    """(fit or reconstruct config dict, data options dict) of a run folder; empty dicts when absent."""
-    path = run / "config.json"
-    if not path.is_file():
+    """(config dict, inputs dict) of a run folder (either ``config.json`` layout); empty dicts without one."""
+    folder = RunFolder(run)
+    if not folder.has_config():
         return {}, {}
-    try:
-        d = json.loads(path.read_text())
-        return d.get("reconstruct") or d.get("fit") or {}, d.get("data") or {}
-    except ValueError as e:
-        raise DataError(f"{path}: not a valid run config ({e})") from None
+    saved = folder.read_config()
+    return saved.config, {**saved.inputs, "data": saved.dataset}
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, split: str = "test", *, device: str = "cpu") -> dict:
@@ -62,7 +59,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "test
     model, info = load_run_model(run, device=device)
     config, opts = _run_settings(run) if run.is_dir() else ({}, {})
     if data is None:
-        data = opts.get("root") or info.extra.get("data_root")
+        data = opts.get("data") or info.extra.get("data_root")
         if data is None:
             raise DataError(f"{run}: no dataset recorded; give --data")
     data = Path(data)

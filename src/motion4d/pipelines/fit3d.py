@@ -1,6 +1,7 @@
 """Static reconstruction: posed images in, fitted 3D Gaussians and their report out.
 
-A run folder RUN holds ``config.json`` (the resolved config and data options), ``checkpoints/``,
+A run folder RUN (:class:`~motion4d.pipelines.run.RunFolder`) holds ``config.json`` (the resolved config and
+:class:`Fit3DInputs`), ``checkpoints/``,
 ``gaussians.safetensors`` (raw parameters), ``point_cloud.ply`` (standard 3DGS PLY), ``orbit.mp4``
 and ``report.json`` (test-split metrics).
 
@@ -9,18 +10,17 @@ This pipeline imports ``export`` (PLY, video, atomic writes): writing its run fo
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from motion4d.atomic import atomic_write_text
 from motion4d.errors import DataError
 from motion4d.data.points import load_points_ply
-from motion4d.data.transforms import ImageSet, available_splits, load_transforms, scene_bounds
+from motion4d.data.transforms import ImageSet, load_transforms, scene_bounds
 from motion4d.export.ply import save_ply
 from motion4d.export.video import write_video
 from motion4d.gaussians import Gaussians3D
@@ -28,82 +28,40 @@ from motion4d.optim.evaluation import evaluate_views
 from motion4d.render.frame import render_frame
 from motion4d.optim.trainer3d import PRESETS, Fit3DConfig, Trainer3D
 from motion4d.render.cameras import camera_centers, orbit_viewmats
+from motion4d.pipelines.run import RunFolder, SplitReport, dataset_splits
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
 GAUSSIANS_FILE = "gaussians.safetensors"
 PLY_FILE = "point_cloud.ply"
 VIDEO_FILE = "orbit.mp4"
-REPORT_FILE = "report.json"
 
 
 @dataclass(frozen=True)
-class DataOptions:
-    """How a run reads its dataset (saved in ``config.json`` next to the fit config)."""
+class Fit3DInputs:
+    """What a fit3d run reads besides its config (saved in ``config.json`` as its ``inputs``)."""
 
-    root: str
-    """Dataset folder (Blender / D-NeRF ``transforms_<split>.json`` format)."""
+    data: str
+    """Dataset folder (Blender / D-NeRF ``transforms_<split>.json``, or a nerfstudio ``transforms.json``)."""
     downscale: int = 1
     """Integer image downscale factor."""
     time: float | None = None
-    """For dynamic datasets: fit the frames at this time only."""
+    """Dynamic data: fit the frames at this time only."""
     points: str | None = None
-    """PLY point cloud for ``init="points"`` (default: the one the dataset's transforms name)."""
+    """PLY point cloud to start from (implies init "points"; default for init "points": the one the dataset's
+    transforms name)."""
+
+    def __post_init__(self):
+        if self.downscale < 1:
+            raise ValueError(f"downscale must be >= 1, got {self.downscale}")
 
 
 @dataclass
-class Fit3DReport:
-    """What ``report.json`` holds."""
-
-    psnr: float
-    """Mean PSNR (dB) over the evaluation views."""
-    ssim: float
-    """Mean SSIM over the evaluation views."""
-    n_images: int
-    """Number of evaluation views."""
-    split: str
-    """The split evaluated ("test", else "val", else "train")."""
-    n_gaussians: int
-    """Gaussians in the final model."""
-    seconds: float
-    """Training wall time (over resumed runs too)."""
-    iters: int
-    """Completed optimisation steps."""
-    stopped_by_budget: bool
-    """Whether the time budget ended training early."""
-    run: str
-    """The run folder."""
+class Fit3DReport(SplitReport):
+    """What ``report.json`` holds: the common fields of :class:`SplitReport`."""
 
 
-def save_run_config(out: Path, config: Fit3DConfig, data: DataOptions) -> None:
-    """Write ``config.json``: ``{"fit": ..., "data": ...}``."""
-    text = json.dumps({"fit": config.to_dict(), "data": asdict(data)}, indent=2)
-    atomic_write_text(out / CONFIG_FILE, text + "\n")
-
-
-def load_run_config(run: str | Path) -> tuple[Fit3DConfig, DataOptions]:
-    """Read a run folder's ``config.json``."""
-    path = Path(run) / CONFIG_FILE
-    if not path.is_file():
-        raise DataError(f"{path}: no such file (is {run} a motion4d run folder?)")
-    try:
-        d = json.loads(path.read_text())
-        return Fit3DConfig.from_dict(d["fit"]), DataOptions(**d["data"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"{path}: not a valid run config ({e})") from None
-
-
-def eval_split(root: str | Path) -> str:
-    """The split to report on: "test", else "val", else "train"."""
-    splits = available_splits(root)
-    for s in ("test", "val", "train"):
-        if s in splits:
-            return s
-    raise DataError(f"{root}: no transforms_<split>.json or transforms.json found")
-
-
-def _init_model(config: Fit3DConfig, data: DataOptions, train: ImageSet, center: torch.Tensor, radius: float) -> Gaussians3D:
+def _init_model(config: Fit3DConfig, data: Fit3DInputs, train: ImageSet, center: torch.Tensor, radius: float) -> Gaussians3D:
     if config.init == "random":
         return Gaussians3D.random_in_sphere(
             config.n_init, center, radius * config.init_radius, sh_degree=config.sh_degree,
@@ -112,7 +70,7 @@ def _init_model(config: Fit3DConfig, data: DataOptions, train: ImageSet, center:
     if config.init == "points":
         path = data.points or train.points_path
         if path is None:
-            raise DataError(f"{data.root}: the dataset names no point cloud for init='points' (give one, or use init='random')")
+            raise DataError(f"{data.data}: the dataset names no point cloud for init='points' (give one, or use init='random')")
         xyz, rgb = load_points_ply(path)
         return Gaussians3D.from_points(xyz, rgb, sh_degree=config.sh_degree, init_opacity=config.init_opacity)
     raise ValueError(f"init must be 'random' or 'points', got {config.init!r}")
@@ -143,9 +101,9 @@ def fit3d(
     out: str | Path,
     config: Fit3DConfig | None = None,
     *,
-    downscale: int = 1,
-    time: float | None = None,
-    points: str | Path | None = None,
+    downscale: int = Fit3DInputs.downscale,
+    time: float | None = Fit3DInputs.time,
+    points: str | Path | None = Fit3DInputs.points,
     resume: bool = False,
     orbit_frames: int = 48,
     fps: int = 24,
@@ -156,45 +114,40 @@ def fit3d(
         data: dataset folder with ``transforms_train.json`` (and ideally ``transforms_test.json``).
         out: run folder (created).
         config: fit settings (default: the "default" preset).
-        downscale, time, points: see :class:`DataOptions`.
+        downscale, time, points: see :class:`Fit3DInputs`.
         resume: continue from the newest checkpoint in ``out/checkpoints`` if there is one.
         orbit_frames, fps: length and rate of ``orbit.mp4``.
     """
     config = config if config is not None else PRESETS["default"]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    opts = DataOptions(str(Path(data).resolve()), downscale, time, str(points) if points else None)
-    if "train" not in available_splits(data):
-        raise DataError(f"{data}: no training split (expected transforms_train.json or a nerfstudio transforms.json)")
-    save_run_config(out, config, opts)
+    if points is not None and config.init != "points":
+        config = dataclasses.replace(config, init="points")
+    run = RunFolder(out)
+    inputs = Fit3DInputs(str(Path(data).resolve()), downscale, time, str(points) if points else None)
+    _, split = dataset_splits(data)
+    run.write_config("fit3d", config, inputs)
     train = load_transforms(data, "train", background=config.background, downscale=downscale, time=time)
-    split = eval_split(data)
     test = load_transforms(data, split, background=config.background, downscale=downscale, time=time)
     center, radius = scene_bounds(train)
     center = torch.as_tensor(center, dtype=torch.float32)
     log.info("fit3d: %d training views %dx%d, evaluating on %s (%d views), scene radius %.3g",
              len(train.images), train.width, train.height, split, len(test.images), radius)  # fmt: skip
 
-    model = _init_model(config, opts, train, center, float(radius))
-    trainer = Trainer3D(config, model, train, float(radius), ckpt_dir=out / "checkpoints", eval_views=test)
+    model = _init_model(config, inputs, train, center, float(radius))
+    trainer = Trainer3D(config, model, train, float(radius), ckpt_dir=run.checkpoints, eval_views=test)
     result = trainer.train(resume=resume)
     model = result.model.cpu()
-    model.save(out / GAUSSIANS_FILE)
+    model.save(run.path / GAUSSIANS_FILE)
     f = model.at_time()
-    save_ply(out / PLY_FILE, f.means.detach(), f.quats.detach(), f.scales.detach(), f.opacities.detach(), f.sh.detach())
+    save_ply(run.path / PLY_FILE, f.means.detach(), f.quats.detach(), f.scales.detach(), f.opacities.detach(), f.sh.detach())
 
     bg = torch.tensor(config.background, dtype=torch.float32)
     metrics = evaluate_views(f, test.images, test.viewmats, test.Ks, background=bg, backend=config.backend)
     if orbit_frames > 0:
         views = orbit_cameras(train.viewmats, center, orbit_frames).float()
         frames = render_orbit(model, views, train.Ks[0].float(), train.width, train.height, config.background, config.backend)
-        write_video(out / VIDEO_FILE, frames, fps)
-    report = Fit3DReport(
-        psnr=metrics.mean_psnr, ssim=metrics.mean_ssim, n_images=len(metrics.psnr), split=split,
-        n_gaussians=len(model), seconds=result.seconds, iters=result.steps,
-        stopped_by_budget=result.stopped_by_budget, run=str(out),
-    )  # fmt: skip
-    atomic_write_text(out / REPORT_FILE, json.dumps(asdict(report), indent=2) + "\n")
+        write_video(run.path / VIDEO_FILE, frames, fps)
+    report = Fit3DReport(**run.summary(result, metrics, split))
+    run.write_report(report)
     log.info("fit3d: %s PSNR %.2f dB, SSIM %.4f, %d Gaussians, %d steps in %.0f s",
              split, report.psnr, report.ssim, report.n_gaussians, report.iters, report.seconds)  # fmt: skip
     return report

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from motion4d.atomic import atomic_path
 from motion4d.errors import DataError
 from motion4d.gaussians import Gaussians3D
+from motion4d.pipelines.run import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +113,11 @@ def read_model_info(path: str | Path) -> ModelInfo:
 
 def _run_defaults(run: Path) -> dict:
     """``data_root``, ``downscale``, ``background`` from a run folder's ``config.json`` (empty if none)."""
-    path = run / "config.json"
-    if not path.is_file():
+    folder = RunFolder(run)
+    if not folder.has_config():
         return {}
-    try:
-        d = json.loads(path.read_text())
-    except ValueError as e:
-        raise DataError(f"{path}: not a valid run config ({e})") from None
-    config, data = d.get("reconstruct") or d.get("fit") or d.get("animate") or {}, d.get("data") or {}
-    out = {"data_root": data.get("root"), "downscale": data.get("downscale"), "background": config.get("background")}
+    saved = folder.read_config()
+    out = {"data_root": saved.dataset, "downscale": saved.inputs.get("downscale"), "background": saved.config.get("background")}
     return {k: v for k, v in out.items() if v is not None}
 
 
