@@ -2,7 +2,6 @@
 and the reconstruct → evaluate → render → export commands end to end on a tiny dynamic demo scene."""
 
 import dataclasses
-import importlib.util
 import json
 
 import pytest
@@ -156,9 +155,6 @@ def test_commands_end_to_end_with_a_stand_in_model(scene, tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", ["rotor4d", "deform"])
 def test_commands_end_to_end_with_the_real_models(kind, scene, tmp_path, capsys):
-    module = models.MODEL_KINDS[kind].split(":")[0]
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not in this checkout")
     _roundtrip_commands(kind, scene, tmp_path, capsys, iters=4)
 
 
