@@ -20,6 +20,8 @@ from motion4d.gaussians.surface import sample_surface
 from motion4d.render.frame import render_frame
 from motion4d.render.cameras import intrinsics_from_fov, orbit_viewmats
 
+pytestmark = pytest.mark.slow  # the module's run takes > 5 s
+
 A2W = np.array([[0.5, 0, 0, 0.0], [0, 0, -0.5, 0.0], [0, 0.5, 0, 0.1], [0, 0, 0, 1]])  # Y-up asset → Z-up world, ½ scale
 
 

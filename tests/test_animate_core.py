@@ -210,6 +210,7 @@ def synthetic_driving(target: MeshGaussians, n_views=6, size=40):
                     [f"img{i}" for i in range(m)], size, size, (1.0, 1.0, 1.0))  # fmt: skip
 
 
+@pytest.mark.slow  # > 5 s
 def test_trainer_recovers_a_known_motion(tmp_path):
     times = [0.0, 0.5, 1.0]
     target = make_model(times)
@@ -228,6 +229,7 @@ def test_trainer_recovers_a_known_motion(tmp_path):
     assert after < 0.3 * before, (before, after)
 
 
+@pytest.mark.slow  # > 5 s
 def test_silhouette_term_reaches_beyond_the_outline():
     """The target lies a whole sheet-width away (the silhouettes do not overlap): colour and alpha see
     nothing to pull on, the silhouette chamfer pulls the sheet over."""

@@ -25,6 +25,7 @@ def demo_run(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow  # > 5 s
 def test_fit3d_demo_writes_run_folder(demo_run):
     for name in ("config.json", "report.json", "point_cloud.ply", "orbit.mp4", "gaussians.safetensors"):
         assert (demo_run / name).is_file(), name
@@ -42,6 +43,7 @@ def test_fit3d_demo_writes_run_folder(demo_run):
     assert config["fit"]["iters"] == 60 and Path(config["data"]["root"]) == (demo_run / "data").resolve()
 
 
+@pytest.mark.slow  # > 5 s
 def test_evaluate_prints_only_json(demo_run, capsys):
     assert main(["evaluate", str(demo_run), "--split", "train"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -49,6 +51,7 @@ def test_evaluate_prints_only_json(demo_run, capsys):
     assert out["split"] == "train" and out["motion_amplitude"] == 0.0
 
 
+@pytest.mark.slow  # > 5 s
 def test_resume_continues_a_run(demo_run, tmp_path):
     run = tmp_path / "r"
     assert main(["fit3d", str(demo_run / "data"), "--out", str(run), *FIT, "--iters", "10"]) == 0
@@ -58,6 +61,7 @@ def test_resume_continues_a_run(demo_run, tmp_path):
     assert json.loads((run / "config.json").read_text())["fit"]["iters"] == 20
 
 
+@pytest.mark.slow  # > 5 s
 def test_python_m_motion4d_evaluate(demo_run):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     p = subprocess.run(
@@ -86,11 +90,13 @@ def test_user_errors_exit_2_with_one_line(argv, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: "), err
 
 
+@pytest.mark.slow  # > 5 s
 def test_evaluate_missing_split_is_a_user_error(demo_run, capsys):
     assert main(["evaluate", str(demo_run), "--split", "val"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
 
 
+@pytest.mark.slow  # > 5 s
 def test_init_from_points(demo_run, tmp_path, capsys):
     run = tmp_path / "p"
     argv = ["fit3d", str(demo_run / "data"), "--out", str(run), *FIT, "--iters", "2", "--points", str(demo_run / "point_cloud.ply")]
@@ -100,6 +106,7 @@ def test_init_from_points(demo_run, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["iters"] == 2
 
 
+@pytest.mark.slow  # > 5 s
 def test_fit3d_reads_a_nerfstudio_transforms_json(demo_run, tmp_path):
     """The demo scene re-packed as one nerfstudio transforms.json with explicit split lists."""
     import math

@@ -84,7 +84,7 @@ def test_options_from_config_fields_reach_the_config(tiny_dynamic_data, tmp_path
 
 def test_resume_takes_the_saved_config_unless_a_preset_is_given(tiny_static_data, tmp_path, capsys):
     run = tmp_path / "r"
-    base = ["-q", "fit3d", "--out", str(run), "--no-progress"]
+    base = ["-q", "fit3d", "--out", str(run), "--no-progress", "--orbit-frames", "0"]
     assert main([*base[:2], str(tiny_static_data), *base[2:], "--preset", "tiny", "--iters", "2", "--lr-quats", "0.002"]) == 0
     assert main([*base, "--resume", "--iters", "3"]) == 0
     c = json.loads((run / "config.json").read_text())["config"]
@@ -96,7 +96,7 @@ def test_resume_takes_the_saved_config_unless_a_preset_is_given(tiny_static_data
 
 def test_resume_of_another_pipelines_run_is_an_error(tiny_static_data, tmp_path, capsys):
     run = tmp_path / "r"
-    assert main(["-q", "fit3d", str(tiny_static_data), "--out", str(run), "--preset", "tiny", "--iters", "1", "--no-progress"]) == 0
+    assert main(["-q", "fit3d", str(tiny_static_data), "--out", str(run), "--preset", "tiny", "--iters", "1", "--no-progress", "--orbit-frames", "0"]) == 0
     capsys.readouterr()
     assert main(["-q", "reconstruct", "--out", str(run), "--resume"]) == 2
     err = capsys.readouterr().err

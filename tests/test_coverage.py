@@ -40,6 +40,7 @@ def fat_sphere(scale_factor: float) -> MeshGaussians:
     return MeshGaussians.build(V, F, fid, bary, colors, torch.tensor([0.0, 1.0]), n_nodes=8, covars=covars)
 
 
+@pytest.mark.slow  # > 5 s
 def test_coverage_fit_makes_the_gaussians_cover_the_mesh():
     size = 48
     viewmats = orbit_viewmats(6, 3.5, elevation_deg=25.0, up=(0.0, 1.0, 0.0))

@@ -45,6 +45,7 @@ def test_every_preset_runs_two_steps(name, scene):
     assert result.steps == 2 and len(result.losses) == 2 and all(map(lambda x: x == x, result.losses))
 
 
+@pytest.mark.slow  # > 5 s
 def test_fit_improves_psnr_and_densifies(scene):
     cfg = preset("tiny", iters=60, random_background=True)
     model = _model(cfg)
@@ -56,6 +57,7 @@ def test_fit_improves_psnr_and_densifies(scene):
     assert result.n_gaussians != cfg.n_init  # density control changed the count
 
 
+@pytest.mark.slow  # > 5 s
 def test_resume_after_kill_continues(scene, tmp_path):
     cfg = preset("tiny", iters=20, ckpt_every=5)
     full = Trainer3D(cfg, _model(cfg), scene, 3.0, ckpt_dir=tmp_path / "full").train()

@@ -153,7 +153,7 @@ def test_commands_end_to_end_with_a_stand_in_model(scene, tmp_path, capsys):
     _roundtrip_commands("fake", scene, tmp_path, capsys, iters=12)
 
 
-@pytest.mark.parametrize("kind", ["rotor4d", "deform"])
+@pytest.mark.parametrize("kind", ["rotor4d", pytest.param("deform", marks=pytest.mark.slow)])  # deform: > 5 s
 def test_commands_end_to_end_with_the_real_models(kind, scene, tmp_path, capsys):
     _roundtrip_commands(kind, scene, tmp_path, capsys, iters=4)
 

@@ -43,7 +43,7 @@ def _to_old_layout(run, pipeline):
 def test_config_round_trip_and_the_old_keys_beside_the_new(tmp_path):
     run = RunFolder(tmp_path / "a" / "run")
     config = fit_preset("tiny", background=(0.0, 0.0, 0.0))
-    inputs = Fit3DInputs("/data/x", 2, 0.5, None)
+    inputs = Fit3DInputs("/data/x", 2, 0.5, None, 0)
     run.write_config("fit3d", config, inputs)
     d = json.loads(run.config_file.read_text())
     assert d["pipeline"] == "fit3d" and d["inputs"]["downscale"] == 2 and d["config"] == json.loads(json.dumps(config.to_dict()))
@@ -112,13 +112,14 @@ def test_report_written_atomically_from_a_dataclass(tmp_path):
 # ---- old run folders, end to end --------------------------------------------------------------
 def test_old_fit3d_run_folder_resumes_and_evaluates(tiny_static_data, tmp_path, capsys):
     run = tmp_path / "fit"
-    assert main(["-q", "fit3d", str(tiny_static_data), "--out", str(run), "--preset", "tiny", "--iters", "2", "--no-progress", "--background", "black"]) == 0
+    assert main(["-q", "fit3d", str(tiny_static_data), "--out", str(run), "--preset", "tiny", "--iters", "2", "--no-progress", "--background", "black",
+                 "--orbit-frames", "2"]) == 0  # fmt: skip
     report = json.loads(capsys.readouterr().out)
     assert set(report) == REPORT_KEYS["fit3d"] == set(json.loads((run / "report.json").read_text()))
     _to_old_layout(run, "fit3d")
     assert main(["-q", "evaluate", str(run)]) == 0  # the dataset and background come from the old config
     assert json.loads(capsys.readouterr().out)["n_images"] == 1
-    assert main(["-q", "fit3d", "--out", str(run), "--resume", "--iters", "3"]) == 0
+    assert main(["-q", "fit3d", "--out", str(run), "--resume", "--iters", "3", "--orbit-frames", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["iters"] == 3
     d = json.loads((run / "config.json").read_text())
     assert d["pipeline"] == "fit3d" and d["config"]["background"] == [0.0, 0.0, 0.0] and d["config"]["iters"] == 3

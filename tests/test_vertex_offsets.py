@@ -128,6 +128,7 @@ def bulge_target(times):
     return target
 
 
+@pytest.mark.slow  # > 5 s
 def test_offsets_fit_a_bulge_the_graph_cannot():
     times = [0.0, 0.5, 1.0]
     target = bulge_target(times)
@@ -161,6 +162,7 @@ def test_morph_basis_takes_the_fewest_targets_within_tolerance():
     assert morph_basis(noisy, 1e-3)[0].shape[0] == 2 and morph_basis(noisy, 0.0)[0].shape[0] == 7
 
 
+@pytest.mark.slow  # > 5 s
 def test_offsets_join_only_where_the_graph_leaves_the_silhouette_off():
     """The gate: a rigidly moving sheet is the graph's to fit (offsets stay zero); a rising bulge it cannot
     make leaves a larger silhouette error and opens the gate at ``offsets_start``."""

@@ -50,10 +50,14 @@ class Fit3DInputs:
     points: str | None = None
     """PLY point cloud to start from (implies init "points"; default for init "points": the one the dataset's
     transforms name)."""
+    orbit_frames: int = 48
+    """Frames of the run's orbit video (0: none)."""
 
     def __post_init__(self):
         if self.downscale < 1:
             raise ValueError(f"downscale must be >= 1, got {self.downscale}")
+        if self.orbit_frames < 0:
+            raise ValueError(f"orbit_frames must be >= 0, got {self.orbit_frames}")
 
 
 @dataclass
@@ -105,7 +109,7 @@ def fit3d(
     time: float | None = Fit3DInputs.time,
     points: str | Path | None = Fit3DInputs.points,
     resume: bool = False,
-    orbit_frames: int = 48,
+    orbit_frames: int = Fit3DInputs.orbit_frames,
     fps: int = 24,
 ) -> Fit3DReport:
     """Fit static 3D Gaussians to the dataset at ``data`` and write the run folder ``out``.
@@ -114,15 +118,15 @@ def fit3d(
         data: dataset folder with ``transforms_train.json`` (and ideally ``transforms_test.json``).
         out: run folder (created).
         config: fit settings (default: the "default" preset).
-        downscale, time, points: see :class:`Fit3DInputs`.
+        downscale, time, points, orbit_frames: see :class:`Fit3DInputs`.
         resume: continue from the newest checkpoint in ``out/checkpoints`` if there is one.
-        orbit_frames, fps: length and rate of ``orbit.mp4``.
+        fps: frame rate of ``orbit.mp4``.
     """
     config = config if config is not None else PRESETS["default"]
     if points is not None and config.init != "points":
         config = dataclasses.replace(config, init="points")
     run = RunFolder(out)
-    inputs = Fit3DInputs(str(Path(data).resolve()), downscale, time, str(points) if points else None)
+    inputs = Fit3DInputs(str(Path(data).resolve()), downscale, time, str(points) if points else None, orbit_frames)
     _, split = dataset_splits(data)
     run.write_config("fit3d", config, inputs)
     train = load_transforms(data, "train", background=config.background, downscale=downscale, time=time)
