@@ -45,7 +45,7 @@ def bbox_diagonal(points: np.ndarray) -> float:
 def nearest_distances(a: np.ndarray, b: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
     """[N] distance of each point of ``a [N,3]`` to the nearest point of ``b [M,3]`` (M ≥ 1), exact and
     brute force in float64 ``chunk`` rows at a time."""
-    ta, tb = torch.from_numpy(_points("a", a, 2)), torch.from_numpy(_points("b", b, 2))
+    ta, tb = torch.tensor(_points("a", a, 2)), torch.tensor(_points("b", b, 2))
     if tb.shape[0] == 0:
         raise ValueError("b must hold at least one point")
     if ta.shape[0] == 0:
