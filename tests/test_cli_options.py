@@ -103,6 +103,16 @@ def test_resume_of_another_pipelines_run_is_an_error(tiny_static_data, tmp_path,
     assert "config.json" in err and "fit3d run" in err
 
 
+def test_dataset_synth_from_its_function_and_config(tmp_path, capsys):
+    out = tmp_path / "synth"
+    argv = ["-q", "dataset", "synth", "--out", str(out), "--n", "1", "--res", "8", "--frames", "2", "--views-per-sample", "4",
+            "--folders", "0", "--held-out-samples", "1", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["root"] == str(out) and result["n_train"] == 1 and result["n_held_out"] == 1
+    assert json.loads((out / "dataset.json").read_text())["res"] == 8
+
+
 # ---- the generator on its own ---------------------------------------------------------------
 @dataclass(frozen=True)
 class Inner:

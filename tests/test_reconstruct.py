@@ -13,7 +13,7 @@ from motion4d.data.synthetic import make_dynamic_demo_scene
 from motion4d.data.transforms import load_transforms, scene_bounds
 from motion4d.export.ply import load_ply
 from motion4d.gaussians.rotations import rotmat_to_quat
-from motion4d.optim.motion import motion_amplitude
+from motion4d.metrics.motion import motion_amplitude
 from motion4d.optim.trainer4d import PRESETS, Trainer4D, preset
 from motion4d.pipelines import models
 from motion4d.pipelines.export_run import covars_to_quats_scales

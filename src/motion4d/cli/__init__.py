@@ -9,6 +9,7 @@
     motion4d export RUN --format ply-sequence|m4d|glb --out PATH       per-frame 3DGS PLYs, one 4D file, or an animated glTF
     motion4d animate ASSET --driving DATA --out RUN                    animate a static mesh with a multi-view driving video
     motion4d dataset from-gltf ASSET --out DATA [--views N ...]        render an animated glTF into a multi-view video dataset
+    motion4d dataset synth --out DATA --n N [--seed S] [--captions F]  the captioned synthetic multi-view video dataset
     motion4d demo [--out RUN]                                          reconstruct the built-in moving demo scene
 
 Every option of a training command comes from a field of its config or inputs dataclass (default, help

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from motion4d.cli.options import Option, add_options, build, dataclass_options, given, signature_options, with_values
+from motion4d.cli.options import Option, add_options, build, dataclass_options, dataclass_type, given, signature_options, with_values
 
 log = logging.getLogger("motion4d")
 
@@ -193,9 +193,9 @@ class Tool:
         fns = [load(ref) for ref in self.sources]
         for fn in fns:
             for pname, tp in typing.get_type_hints(fn).items():
-                if pname in self.helps and dataclasses.is_dataclass(tp):
-                    names = {f.name for f in dataclasses.fields(tp)}
-                    values[pname] = build(tp, {k: values.pop(k) for k in list(values) if k in names}, flags)
+                if pname in self.helps and dataclass_type(tp) is not None:
+                    names = {f.name for f in dataclasses.fields(dataclass_type(tp))}
+                    values[pname] = build(dataclass_type(tp), {k: values.pop(k) for k in list(values) if k in names}, flags)
         if "device" in values:
             check_device(values["device"])
         return self.run(values, *fns)
@@ -253,6 +253,11 @@ def _dataset(values: dict, dataset_from_gltf) -> dict:
     return {"dataset": str(out), "views": c.views, "test_views": c.test_views, "frames": c.frames, "res": c.res}
 
 
+def _synth(values: dict, dataset_synth) -> dict:
+    result = dataset_synth(**values)
+    return {**dataclasses.asdict(result), "root": str(result.root)}
+
+
 _RECONSTRUCT = dict(run="motion4d.pipelines.reconstruct:reconstruct", presets="motion4d.optim.trainer4d:PRESETS",
                     inputs="motion4d.pipelines.reconstruct:ReconstructInputs", aliases={"sampler.kind": "--sampler"})  # fmt: skip
 _RUN_HELP = {"run": "run folder or .m4d file", "data": "dataset folder (default: the run's)", "device": "cpu or cuda"}
@@ -294,6 +299,13 @@ COMMANDS: dict[str, Pipeline | Tool | Group] = {
             ("motion4d.pipelines.dataset_gltf:dataset_from_gltf",),
             {"asset": "animated .glb / .gltf file", "out": "dataset folder to create", "config": "", "progress": "progress bar"},
             positional=("asset",),
+        ),
+        "synth": Tool(
+            "render the captioned synthetic multi-view video dataset (packed shards and sample folders)", _synth,
+            ("motion4d.pipelines.dataset_synth:dataset_synth",),
+            {"out": "dataset folder to create", "n": "training samples (with --captions: samples in all; default one per line)",
+             "seed": "seed of every random choice", "captions": "file of captions, one per line: the samples to make", "config": "",
+             "workers": "processes rendering samples in parallel", "progress": "progress bar"},
         ),
     }),  # fmt: skip
     "demo": Pipeline(

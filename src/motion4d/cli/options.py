@@ -108,6 +108,14 @@ def parser_for(tp: Any) -> tuple[Callable[[str], Any] | None, tuple | None] | No
     return None
 
 
+def dataclass_type(tp: Any) -> type | None:
+    """The dataclass of an annotation ``C`` or ``C | None``; None for any other."""
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        rest = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = rest[0] if len(rest) == 1 else None
+    return tp if isinstance(tp, type) and dataclasses.is_dataclass(tp) else None
+
+
 def _flag(path: str, aliases: Mapping[str, str]) -> str:
     return aliases.get(path, "--" + path.replace("_", "-"))
 
@@ -155,7 +163,8 @@ def dataclass_options(cls: type, default: Any = None, *, prefix: str = "", alias
 def signature_options(fn: Callable, helps: Mapping[str, str], *, aliases: Mapping[str, str] = {},
                       choices: Mapping[str, tuple] = {}, positional: tuple[str, ...] = ()) -> list[Option]:  # fmt: skip
     """The options of ``fn``'s parameters named in ``helps`` (their help texts); defaults from the signature,
-    parameters without one are required. A dataclass-typed parameter gives its fields' options (flat)."""
+    parameters without one are required. A parameter typed ``C`` or ``C | None``, ``C`` a dataclass, gives
+    its fields' options (flat)."""
     hints, params = typing.get_type_hints(fn), inspect.signature(fn).parameters
     options = []
     for name, text in helps.items():
@@ -163,8 +172,8 @@ def signature_options(fn: Callable, helps: Mapping[str, str], *, aliases: Mappin
             continue
         p, tp = params[name], hints.get(name, str)
         default = None if p.default is inspect.Parameter.empty else p.default
-        if dataclasses.is_dataclass(tp):
-            options += dataclass_options(tp, default, aliases=aliases)
+        if dataclass_type(tp) is not None:
+            options += dataclass_options(dataclass_type(tp), default, aliases=aliases)
             continue
         parse, allowed = parser_for(tp) or (str, None)
         pos = name in positional

@@ -18,13 +18,14 @@ import torch
 from motion4d.errors import DataError
 from motion4d.data.transforms import load_transforms, scene_bounds
 from motion4d.export.video import write_video
-from motion4d.optim.motion import motion_amplitude
+from motion4d.metrics.motion import motion_amplitude
+from motion4d.metrics.views import evaluate_model
 from motion4d.optim.trainer4d import PRESETS, Reconstruct4DConfig, Trainer4D
-from motion4d.pipelines.evaluate import evaluate_model
 from motion4d.pipelines.export_run import export_ply_sequence
 from motion4d.pipelines.models import MODEL_FILE, RECONSTRUCT_KINDS, ModelInfo, init_model, model_class, save_m4d
-from motion4d.pipelines.render_video import OrbitRig, render_over_time
 from motion4d.pipelines.run import RunFolder, SplitReport, dataset_splits
+from motion4d.render.cameras import OrbitRig
+from motion4d.render.frame import render_over_time
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class ReconstructReport(SplitReport):
     """What ``report.json`` holds: the fields of :class:`SplitReport` and these."""
 
     motion_amplitude: float
-    """Scale-free motion of the model (see :mod:`motion4d.optim.motion`)."""
+    """Scale-free motion of the model (see :mod:`motion4d.metrics.motion`)."""
     model: str
     """Model kind."""
     sampler: str
@@ -134,7 +135,7 @@ def reconstruct(
     metrics = evaluate_model(fitted, test, background=bg, backend=config.backend)
     if video_frames > 0:
         times = torch.linspace(time_range[0], time_range[1], video_frames)
-        frames = render_over_time(fitted, rig.viewmats(video_frames), torch.tensor(rig.K, dtype=torch.float32), rig.width, rig.height, times, background=config.background, backend=config.backend)
+        frames = render_over_time(fitted, rig.viewmats(video_frames), rig.intrinsics(), rig.width, rig.height, times, background=config.background, backend=config.backend)
         write_video(run.path / VIDEO_FILE, frames, fps)
     if ply_frames > 0:
         export_ply_sequence(fitted, run.path / PLY_FOLDER, torch.linspace(time_range[0], time_range[1], ply_frames).tolist())
