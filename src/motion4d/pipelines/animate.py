@@ -28,6 +28,7 @@ from motion4d.data.gltf import GltfAsset, load_gltf
 from motion4d.data.mesh import Mesh
 from motion4d.data.transforms import available_splits, load_transforms, read_asset_to_world, scene_bounds
 from motion4d.export.gltf import write_skinned_glb, write_static_glb
+from motion4d.export.m4d import ModelInfo, save_m4d
 from motion4d.export.video import write_video
 from motion4d.gaussians import Gaussians3D
 from motion4d.gaussians.animated_mesh import MeshGaussians
@@ -39,7 +40,7 @@ from motion4d.optim.motion import motion_amplitude
 from motion4d.optim.trainer_animate import PRESETS, AnimateConfig, AnimateTrainer
 from motion4d.pipelines.evaluate import evaluate_model
 from motion4d.pipelines.fit3d import eval_split
-from motion4d.pipelines.models import MODEL_FILE, ModelInfo, load_run_model, save_m4d
+from motion4d.pipelines.models import MODEL_FILE, load_run_model
 from motion4d.pipelines.render_video import OrbitRig, render_over_time
 
 log = logging.getLogger(__name__)

@@ -18,13 +18,15 @@ import torch
 from motion4d.atomic import atomic_write_text
 from motion4d.errors import DataError
 from motion4d.data.transforms import available_splits, load_transforms, scene_bounds
+from motion4d.export.m4d import ModelInfo, save_m4d
 from motion4d.export.video import write_video
+from motion4d.gaussians.registry import init_model
 from motion4d.optim.motion import motion_amplitude
 from motion4d.optim.trainer4d import PRESETS, Reconstruct4DConfig, Trainer4D
 from motion4d.pipelines.evaluate import evaluate_model
 from motion4d.pipelines.export_run import export_ply_sequence
 from motion4d.pipelines.fit3d import eval_split
-from motion4d.pipelines.models import MODEL_FILE, ModelInfo, init_model, save_m4d
+from motion4d.pipelines.models import MODEL_FILE
 from motion4d.pipelines.render_video import OrbitRig, render_over_time
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ class ReconstructOptions:
     downscale: int = 1
     """Integer image downscale factor."""
     model: str = "rotor4d"
-    """Model kind (see :data:`motion4d.pipelines.models.MODEL_KINDS`)."""
+    """Model kind (a kind of :mod:`motion4d.gaussians.registry`)."""
 
 
 @dataclass
