@@ -232,6 +232,9 @@ def test_no_loadable_checkpoint(tmp_path):
     assert "step_0000010" in str(e.value) and "step_0000020" in str(e.value)
     with pytest.raises(MissingFileError):
         load_checkpoint(tmp_path / "step_0000030.safetensors")
+    model_file = Gaussians3D.random_in_sphere(5).save(tmp_path / "step_0000040.safetensors")  # a model, not a checkpoint
+    with pytest.raises(DataError, match="not a motion4d checkpoint"):
+        load_checkpoint(model_file)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -34,7 +35,9 @@ def read_image(path: str | Path) -> Tensor:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file (not an image)")
     try:
-        array = iio.imread(path)
+        with warnings.catch_warnings():  # imageio's fallback plugins warn about themselves when nothing decodes
+            warnings.simplefilter("ignore", DeprecationWarning)
+            array = iio.imread(path)
     except Exception as e:  # noqa: BLE001 - any decoder failure is a corrupt/unsupported file
         raise DataError(f"{path}: cannot read image ({first_line(e)})") from None
     if array.ndim == 2:
