@@ -16,7 +16,7 @@ from motion4d.export.m4d import ModelInfo, save_m4d
 from motion4d.export.ply import load_ply
 from motion4d.gaussians import registry
 from motion4d.gaussians.rotations import rotmat_to_quat
-from motion4d.optim.motion import motion_amplitude
+from motion4d.metrics.motion import motion_amplitude
 from motion4d.optim.trainer4d import PRESETS, Trainer4D, preset
 from motion4d.pipelines.export_run import covars_to_quats_scales
 from motion4d.pipelines.models import load_run_model

@@ -33,7 +33,8 @@ from motion4d.optim.checkpoint import (
     restore_optimizer,
     save_checkpoint,
 )
-from motion4d.optim.losses import l1_loss, ssim
+from motion4d.metrics.image import ssim
+from motion4d.optim.losses import l1_loss
 from motion4d.optim.strategy import DensifyConfig, DensifyStrategy
 
 if TYPE_CHECKING:
