@@ -242,7 +242,6 @@ def animate(
     atomic_write_text(out / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
     trainer = AnimateTrainer(config, model, train, float(radius), ckpt_dir=out / "checkpoints")
     result = trainer.train(resume=resume)
-    coverage = None if trainer.coverage is None else [trainer.coverage.l1_before, trainer.coverage.l1_after]
     model = result.model.cpu().eval()
 
     time_range = (float(frame_times[0]), float(frame_times[-1]))
@@ -272,8 +271,8 @@ def animate(
         psnr=metrics.mean_psnr, ssim=metrics.mean_ssim, n_images=len(metrics.psnr), split=split, vertex_error_pct=verr,
         motion_amplitude=amplitude, n_gaussians=len(model), n_nodes=model.graph.num_nodes, n_frames=model.graph.num_frames,
         duration_s=duration, seconds=result.seconds, iters=result.steps, stopped_by_budget=result.stopped_by_budget, run=str(out),
-        vertex_offsets=trainer.offsets_on, silhouette_errors=None if bool(torch.isnan(trainer.frame_error).any()) else trainer.frame_error.tolist(),
-        coverage_alpha_l1=coverage,
+        vertex_offsets=result.report["vertex_offsets"], silhouette_errors=result.report["silhouette_errors"],
+        coverage_alpha_l1=result.report["coverage_alpha_l1"],
     )  # fmt: skip
     atomic_write_text(out / REPORT_FILE, json.dumps(asdict(report), indent=2) + "\n")
     log.info("animate: %s PSNR %.2f dB, vertex error %s, motion %.3f, %d steps in %.0f s", split, report.psnr,
