@@ -24,7 +24,8 @@ def tiny_dynamic_data(tmp_path_factory):
 
 @pytest.fixture
 def fake_model_kind(monkeypatch):
-    """Model kind "fake": the stand-in 4D model of ``fake4d.py``."""
-    from motion4d.pipelines import models
+    """Model kind "fake": the stand-in 4D model of ``fake4d.py``, registered for this test."""
+    from motion4d.gaussians import registry
 
-    monkeypatch.setitem(models.MODEL_KINDS, "fake", "fake4d:LinearMotionGaussians")
+    entry = registry.ModelEntry("fake", "fake4d.LinearMotionGaussians", "fake4d:LinearMotionGaussians", reconstruct=True)
+    monkeypatch.setitem(registry.MODELS, entry.format, entry)

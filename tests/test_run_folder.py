@@ -77,11 +77,13 @@ def test_old_layouts_are_read_as_pipeline_config_inputs(old, pipeline, inputs, t
     [
         (b"\x00\xff garbage", "not a valid run config"),
         (b"", "not a valid run config"),
-        (b"[1, 2]", "expected keys pipeline, config, inputs"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'{"config": {}}', "expected keys pipeline, config, inputs"),
         (b'{"pipeline": "fit3d", "config": {"iters": 1}, "inputs": {"data": "/d", "downsacle": 2}}', "downsacle"),
         (b'{"pipeline": "fit3d", "config": {"iterz": 1}, "inputs": {"data": "/d"}}', "iterz"),
         (b'{"pipeline": "fit3d", "config": {"iters": 1}, "inputs": {"data": "/d", "downscale": 0}}', "downscale"),
-        (b'{"fit": {"iters": 1}, "data": {"root": "/d", "scale": 2}}', "expected keys"),
+        (b'{"fit": {"iters": 1}, "data": {"root": "/d", "scale": 2}}', "unknown data keys: scale"),
+        (b'{"fit": {"iters": "many"}, "data": {"root": "/d"}}', "iters: expected an integer"),
     ],
 )
 def test_a_damaged_config_is_a_data_error_naming_the_file(text, says, tmp_path):
@@ -89,6 +91,19 @@ def test_a_damaged_config_is_a_data_error_naming_the_file(text, says, tmp_path):
     with pytest.raises(DataError, match="config.json") as e:
         RunFolder(tmp_path).load_config(Fit3DConfig, Fit3DInputs)
     assert says in str(e.value)
+
+
+def test_the_old_key_copies_are_checked_and_must_agree(tmp_path):
+    run = RunFolder(tmp_path)
+    run.write_config("fit3d", fit_preset("tiny"), Fit3DInputs("/d"))
+    d = json.loads(run.config_file.read_text())
+    for key, value, says in (("iters", 5, "differ from 'config'"), ("nope", 1, "unknown Fit3DConfig fields: nope")):
+        run.config_file.write_text(json.dumps({**d, "fit": {**d["fit"], key: value}}))
+        with pytest.raises(DataError, match="config.json") as e:
+            run.load_config(Fit3DConfig, Fit3DInputs)
+        assert says in str(e.value)
+    run.config_file.write_text(json.dumps({k: v for k, v in d.items() if k not in ("fit", "data")}))  # the new keys alone
+    assert run.load_config(Fit3DConfig, Fit3DInputs) == (fit_preset("tiny"), Fit3DInputs("/d"))
 
 
 def test_report_written_atomically_from_a_dataclass(tmp_path):

@@ -30,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import pygltflib
+import torch
 
 from motion4d.atomic import atomic_path
 from motion4d.data.mesh import Mesh
+from motion4d.gaussians.rotations import rotmat_to_quat
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +42,6 @@ _FLOAT, _UBYTE, _USHORT, _UINT = 5126, 5121, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 _TYPES = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4", 16: "MAT4"}
 _CARRIED = ("doubleSided", "alphaMode", "alphaCutoff")
-
-
-def _rotmat_to_quat_xyzw(R: np.ndarray) -> np.ndarray:
-    """[...,4] unit quaternions (x, y, z, w) of rotation matrices ``R [...,3,3]``."""
-    m = R.reshape(-1, 3, 3)
-    w = np.sqrt(np.maximum(0.0, 1 + m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2])) / 2
-    x = np.sqrt(np.maximum(0.0, 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2])) / 2
-    y = np.sqrt(np.maximum(0.0, 1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2])) / 2
-    z = np.sqrt(np.maximum(0.0, 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2])) / 2
-    x = np.copysign(x, m[:, 2, 1] - m[:, 1, 2])
-    y = np.copysign(y, m[:, 0, 2] - m[:, 2, 0])
-    z = np.copysign(z, m[:, 1, 0] - m[:, 0, 1])
-    q = np.stack([x, y, z, w], axis=-1)
-    q /= np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
-    return q.reshape(R.shape[:-2] + (4,))
 
 
 class _Builder:
@@ -279,7 +266,7 @@ def write_skinned_glb(
     b.g.scenes.append(pygltflib.Scene(nodes=[0, 1]))
     b.g.scene = 0
 
-    quats = _rotmat_to_quat_xyzw(R)  # [T,J,4]
+    quats = rotmat_to_quat(torch.from_numpy(R)).numpy()[..., [1, 2, 3, 0]]  # [T,J,4], glTF's order: x, y, z, w
     for f in range(1, quats.shape[0]):  # sign-continuous keyframes
         flip = (quats[f] * quats[f - 1]).sum(-1) < 0
         quats[f, flip] *= -1

@@ -8,8 +8,9 @@ mesh motion — directly; the same graph then exports as a glTF skin.
 
 Stored (raw) per-Gaussian parameters in ``params``: ``sh0 [N,1,3]`` colours (initialised from the mesh's
 material; trainable, so lighting in the driving images need not be explained by motion),
-``shN [N,0,3]``, ``opacity_logits [N]``. The graph's keyframe transforms and the vertex offsets are the
-field parameters.
+``shN [N,0,3]``, ``opacity_logits [N]`` (the activated ``opacities`` and ``sh`` are
+:class:`~motion4d.gaussians.base.GaussianParams`'; there are no per-Gaussian means or scales: the
+surface decides them). The graph's keyframe transforms and the vertex offsets are the field parameters.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from motion4d.gaussians.activations import opacity_activation, opacity_inverse, rgb_to_sh0
+from motion4d.gaussians.activations import opacity_inverse, rgb_to_sh0
+from motion4d.gaussians.base import GaussianParams, make_params
 from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
-from motion4d.gaussians.files import load_tensors, save_tensors
+from motion4d.gaussians.files import load_tensors, model_loader, save_tensors
 from motion4d.gaussians.gaussians3d import GaussianFrame
 from motion4d.gaussians.surface import deformed_covariances, face_frames, rest_covariances, surface_points
 from motion4d.gaussians.vertex_offsets import VertexOffsets
@@ -31,8 +33,8 @@ FORMAT = "motion4d.MeshGaussians"
 _BUFFERS = ("rest_vertices", "faces", "face_ids", "barycentrics", "skin_indices", "skin_weights", "rest_covars", "rest_frames_inv")
 
 
-class MeshGaussians(nn.Module):
-    """Surface Gaussians on a mesh moved by a deformation graph.
+class MeshGaussians(GaussianParams):
+    """Surface Gaussians on a mesh moved by a deformation graph (colours only: SH degree 0).
 
     Args:
         vertices: [V,3] rest positions (world coordinates of the fit).
@@ -83,10 +85,10 @@ class MeshGaussians(nn.Module):
         self.register_buffer("rest_covars", covars.detach().to(vertices.dtype).clone())
         self.register_buffer("rest_frames_inv", torch.linalg.pinv(face_frames(vertices.double(), self.faces)).to(vertices.dtype))
         self.offsets = VertexOffsets(vertices, self.faces, graph.num_frames)
-        self.params = nn.ParameterDict({
-            "sh0": nn.Parameter(rgb_to_sh0(colors.detach().clamp(0, 1))[:, None, :].clone()),
-            "shN": nn.Parameter(torch.zeros(n, 0, 3, dtype=vertices.dtype, device=vertices.device)),
-            "opacity_logits": nn.Parameter(opacity_inverse(torch.full((n,), opacity, dtype=vertices.dtype, device=vertices.device))),
+        self.params = make_params({
+            "sh0": rgb_to_sh0(colors.detach().clamp(0, 1))[:, None, :],
+            "shN": torch.zeros(n, 0, 3, dtype=vertices.dtype, device=vertices.device),
+            "opacity_logits": opacity_inverse(torch.full((n,), opacity, dtype=vertices.dtype, device=vertices.device)),
         })
 
     @classmethod
@@ -108,23 +110,11 @@ class MeshGaussians(nn.Module):
         return cls(vertices, faces, face_ids, barycentrics, colors, DeformationGraph(nodes, frame_times, n_neighbors=n_neighbors), **kwargs)
 
     # ---- state ----------------------------------------------------------------------------
+    _sh_degree = 0
+    """Colours only."""
+
     def __len__(self) -> int:
         return self.face_ids.shape[0]
-
-    @property
-    def num_gaussians(self) -> int:
-        """N."""
-        return len(self)
-
-    @property
-    def sh_degree(self) -> int:
-        """0: colours only."""
-        return 0
-
-    @property
-    def opacities(self) -> Tensor:
-        """[N] opacities."""
-        return opacity_activation(self.params["opacity_logits"])
 
     def field_parameters(self) -> dict[str, nn.Parameter]:
         """The graph's keyframe rotations (``quats``) and ``translations``, and the vertex ``offsets``."""
@@ -141,10 +131,9 @@ class MeshGaussians(nn.Module):
         verts = self.rest_vertices if t is None else self.vertices_at(float(t))
         means = surface_points(verts, self.faces, self.face_ids, self.barycentrics)
         covars = deformed_covariances(self.rest_frames_inv, verts, self.faces, self.face_ids, self.rest_covars)
-        sh = torch.cat([self.params["sh0"], self.params["shN"]], dim=1)
         # antialiased: many sub-pixel Gaussians at full opacity would otherwise each grow to the 0.3 px² filter's
         # size, fattening thin parts (RiggedFigure's rest pose rendered 35 % larger than its true silhouette)
-        return GaussianFrame(means, None, None, self.opacities, sh, 0, covars=covars, rasterize_mode="antialiased")
+        return GaussianFrame(means, None, None, self.opacities, self.sh, 0, covars=covars, rasterize_mode="antialiased")
 
     def copy_frame(self, src: int, dst: int) -> None:
         """Start keyframe ``dst`` from keyframe ``src``'s pose (graph transforms and offsets)."""
@@ -177,6 +166,7 @@ class MeshGaussians(nn.Module):
         return save_tensors(path, tensors, FORMAT, sh_degree=0)
 
     @classmethod
+    @model_loader(FORMAT)
     def load(cls, path: str | os.PathLike) -> "MeshGaussians":
         """Read a file written by :meth:`save`."""
         t, _ = load_tensors(path, FORMAT)

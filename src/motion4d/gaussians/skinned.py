@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from motion4d.gaussians.activations import opacity_activation, scale_activation
+from motion4d.gaussians.base import GaussianParams, make_params
 from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
-from motion4d.gaussians.files import load_tensors, save_tensors
+from motion4d.gaussians.files import load_tensors, model_loader, save_tensors
 from motion4d.gaussians.gaussians3d import PARAM_NAMES, GaussianFrame, Gaussians3D
 from motion4d.gaussians.rotations import quat_to_rotmat
 
@@ -33,12 +33,12 @@ def blend_quaternions(quats: Tensor, weights: Tensor) -> Tensor:
     return torch.nn.functional.normalize((weights[..., None] * sign * quats).sum(1), dim=-1)
 
 
-class SkinnedGaussians(nn.Module):
+class SkinnedGaussians(GaussianParams):
     """Static 3D Gaussians (raw tensors as :class:`Gaussians3D`) animated by a deformation graph."""
 
     def __init__(self, gaussians: Gaussians3D, graph: DeformationGraph, *, skin_k: int = 4):
         super().__init__()
-        self.params = nn.ParameterDict({k: nn.Parameter(v.detach().clone()) for k, v in gaussians.params.items()})
+        self.params = make_params(dict(gaussians.params.items()))
         self._sh_degree = gaussians.sh_degree
         self.graph = graph
         idx, w = skinning_weights(self.params["means"].detach(), graph.nodes, skin_k)
@@ -54,24 +54,6 @@ class SkinnedGaussians(nn.Module):
         nodes = pool[farthest_point_sampling(pool, n_nodes)]
         return cls(gaussians, DeformationGraph(nodes, frame_times, n_neighbors=n_neighbors), skin_k=skin_k)
 
-    def __len__(self) -> int:
-        return self.params["means"].shape[0]
-
-    @property
-    def num_gaussians(self) -> int:
-        """N."""
-        return len(self)
-
-    @property
-    def sh_degree(self) -> int:
-        """Largest SH degree stored."""
-        return self._sh_degree
-
-    @property
-    def opacities(self) -> Tensor:
-        """[N] opacities."""
-        return opacity_activation(self.params["opacity_logits"])
-
     def field_parameters(self) -> dict[str, nn.Parameter]:
         """The graph's keyframe rotations (``quats``) and ``translations``."""
         return {"quats": self.graph.quats, "translations": self.graph.translations}
@@ -79,14 +61,13 @@ class SkinnedGaussians(nn.Module):
     def at_time(self, t: float | None = None) -> GaussianFrame:
         """The Gaussians posed at ``t`` (None: as given)."""
         p = self.params
-        sh = torch.cat([p["sh0"], p["shN"]], dim=1)
         if t is None:
-            return GaussianFrame(p["means"], p["quats"], scale_activation(p["log_scales"]), self.opacities, sh, self._sh_degree)
+            return GaussianFrame(p["means"], p["quats"], self.scales, self.opacities, self.sh, self._sh_degree)
         means = self.graph.deform(p["means"], self.skin_indices, self.skin_weights, float(t))
         q_nodes, _ = self.graph.quats_at(float(t))
         R = quat_to_rotmat(blend_quaternions(q_nodes[self.skin_indices], self.skin_weights))  # [N,3,3]
-        M = R @ quat_to_rotmat(p["quats"]) * scale_activation(p["log_scales"])[:, None, :]
-        return GaussianFrame(means, None, None, self.opacities, sh, self._sh_degree, covars=M @ M.transpose(-1, -2))
+        M = R @ quat_to_rotmat(p["quats"]) * self.scales[:, None, :]
+        return GaussianFrame(means, None, None, self.opacities, self.sh, self._sh_degree, covars=M @ M.transpose(-1, -2))
 
     def motion_displacement(self, t0: float, t1: float) -> Tensor:
         """[N] distance each centre travels from ``t0`` to ``t1``."""
@@ -107,6 +88,7 @@ class SkinnedGaussians(nn.Module):
         return save_tensors(path, tensors, FORMAT, sh_degree=self._sh_degree)
 
     @classmethod
+    @model_loader(FORMAT)
     def load(cls, path: str | os.PathLike) -> "SkinnedGaussians":
         """Read a file written by :meth:`save`."""
         t, _ = load_tensors(path, FORMAT)

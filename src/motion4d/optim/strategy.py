@@ -13,10 +13,11 @@ kept for surviving rows and zero for new ones. Works on any ``nn.ParameterDict``
 have one row per Gaussian and include ``means``, ``quats``, ``log_scales`` and ``opacity_logits``
 (extra per-Gaussian entries, e.g. a 4D model's velocities, are copied with their parent).
 
-Models whose Gaussians are not plain 3D ones (a 4D rotor model's ``log_scales [N,4]`` and ``rotors``,
-say) pass themselves as ``model`` to :meth:`DensifyStrategy.refine`; the strategy then asks the model
-for ``max_scale3d() [N]``, ``clone_rows(mask)`` and ``split_rows(mask, n_children=2, factor=,
-generator=)`` (each returning the new rows per parameter name) where it provides them.
+The trainer passes its model as ``model`` to :meth:`DensifyStrategy.refine`; when the model follows
+:class:`~motion4d.optim.hooks.DensifyHooks` (Gaussians that are not plain 3D ones: a 4D rotor model's
+``log_scales [N,4]`` and ``rotors``, say), the strategy asks it for ``max_scale3d() [N]``,
+``clone_rows(mask)`` and ``split_rows(mask, n_children=2, factor=, generator=)`` (each returning the new
+rows per parameter name) instead of applying the plain 3D rules.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from torch import Tensor, nn
 
 from motion4d.gaussians.activations import opacity_activation, opacity_inverse, scale_activation, scale_inverse
 from motion4d.gaussians.rotations import quat_to_rotmat
+from motion4d.optim.config_checks import at_least, positive, within
+from motion4d.optim.hooks import DensifyHooks
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,12 @@ class DensifyConfig:
     """Children of a split get the parent's scales divided by this."""
     max_gaussians: int = 1_000_000
     """Never grow beyond this many Gaussians (the highest-gradient candidates win)."""
+
+    def __post_init__(self):
+        at_least(self, 0, "refine_start", "refine_stop", "reset_every", "pause_after_reset", "grow_grad2d", "grow_scale3d")
+        at_least(self, 1, "refine_every", "max_gaussians")
+        within(self, "prune_opacity", 0.0, 1.0, open_high=True)
+        positive(self, "prune_scale3d", "split_factor")
 
 
 @dataclass
@@ -142,8 +151,9 @@ class DensifyStrategy:
         self.grad2d: Tensor | None = None
         """[N] accumulated screen-space gradient norms since the last refinement."""
         self.count: Tensor | None = None
-        self._model: object | None = None
         """[N] number of (camera, step) pairs in which each Gaussian was visible."""
+        self._hooks: DensifyHooks | None = None
+        """The model's density-control hooks during :meth:`refine` (None: plain 3D Gaussians)."""
 
     def _active(self, step: int) -> bool:
         return self.config.enabled and step < self.config.refine_stop
@@ -177,9 +187,9 @@ class DensifyStrategy:
         """Clone / split / prune and reset opacities when ``step`` calls for it; returns what it did.
 
         ``model`` (optional, owning ``params``) supplies ``max_scale3d``/``clone_rows``/``split_rows``
-        when it defines them (see the module docstring).
+        when it follows :class:`~motion4d.optim.hooks.DensifyHooks` (see the module docstring).
         """
-        self._model = model
+        self._hooks = model if isinstance(model, DensifyHooks) else None
         if not self._active(step):
             return None
         cfg = self.config
@@ -199,9 +209,8 @@ class DensifyStrategy:
         return stats
 
     def _max_scale(self, params: nn.ParameterDict) -> Tensor:
-        model = self._model
-        if model is not None and hasattr(model, "max_scale3d"):
-            return model.max_scale3d().detach()
+        if self._hooks is not None:
+            return self._hooks.max_scale3d().detach()
         return scale_activation(params["log_scales"].data).max(dim=-1).values
 
     def _grow(self, params: nn.ParameterDict, optimizer) -> tuple[int, int]:
@@ -225,9 +234,8 @@ class DensifyStrategy:
         n_clone, n_split = int(clone.sum()), int(split.sum())
         if n_clone:
             sel = torch.where(clone)[0]
-            model = self._model
-            if model is not None and hasattr(model, "clone_rows"):
-                new_rows = {k: v.detach() for k, v in model.clone_rows(clone).items()}
+            if self._hooks is not None:
+                new_rows = {k: v.detach() for k, v in self._hooks.clone_rows(clone).items()}
             else:
                 new_rows = {k: p.data[sel] for k, p in params.items()}
             edit_rows(params, optimizer, torch.arange(n, device=sel.device), new_rows)
@@ -238,9 +246,8 @@ class DensifyStrategy:
 
     def _split(self, params: nn.ParameterDict, optimizer, mask: Tensor) -> None:
         rest = torch.where(~mask)[0]
-        model = self._model
-        if model is not None and hasattr(model, "split_rows"):
-            rows = model.split_rows(mask, n_children=2, factor=self.config.split_factor, generator=self.generator)
+        if self._hooks is not None:
+            rows = self._hooks.split_rows(mask, n_children=2, factor=self.config.split_factor, generator=self.generator)
             edit_rows(params, optimizer, rest, {k: v.detach() for k, v in rows.items()})
             return
         sel = torch.where(mask)[0]

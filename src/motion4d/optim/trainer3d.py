@@ -1,6 +1,7 @@
 """Fitting static 3D Gaussians to posed images: the 3DGS training loop.
 
-Loss ``(1 - λ)·L1 + λ·(1 - SSIM)`` with ``λ = lambda_dssim``; Adam with one parameter group per raw
+Loss ``lambda_photometric · ((1 - λ)·L1 + λ·(1 - SSIM))`` with ``λ = lambda_dssim`` (the
+:class:`~motion4d.optim.providers.PhotometricLoss` provider) plus the model's regularisers, if any; Adam with one parameter group per raw
 parameter (3DGS learning rates, means' rate scaled by the scene radius and decayed exponentially);
 SH bands switched on progressively; density control by :class:`DensifyStrategy`; checkpoints every
 ``ckpt_every`` steps and at the end, from which ``resume=True`` continues after a kill.
@@ -14,12 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import torch
-from torch import Tensor
-
 from motion4d.gaussians import Gaussians3D
 from motion4d.metrics.views import evaluate_views
-from motion4d.render.frame import render_frame
+from motion4d.optim.config_checks import at_least
+from motion4d.optim.providers import PhotometricLoss, TrainViews
 from motion4d.optim.strategy import DensifyConfig
 from motion4d.optim.trainer_base import (
     GaussianTrainer,
@@ -48,6 +47,11 @@ class Fit3DConfig(TrainConfig):
     """Composite each step's targets and renders on a random colour (needs alpha in the data)."""
     eval_every: int = 0
     """Log PSNR on the evaluation views every this many steps (0 = never)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        at_least(self, 1, "batch_size")
+        at_least(self, 0, "eval_every")
 
 
 _DEFAULT = Fit3DConfig()
@@ -131,43 +135,13 @@ class Trainer3D(GaussianTrainer):
         ckpt_dir: str | Path | None = None,
         eval_views: "ImageSet | None" = None,
     ):
-        if config.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {config.batch_size}")
-        if config.random_background and views.alphas is None:
-            raise ValueError("random_background needs images with an alpha channel")
-        super().__init__(config, model, views, scene_scale, ckpt_dir=ckpt_dir)
+        super().__init__(config, model, scene_scale, ckpt_dir=ckpt_dir)
         self.eval_views = eval_views
-        self.alphas = views.alphas.to(self.device, torch.float32) if views.alphas is not None else None
+        self.losses.append(PhotometricLoss(self.model, TrainViews.of(views, self.device), batch_size=config.batch_size, lambda_dssim=config.lambda_dssim,
+                                           background=self.background, random_background=config.random_background, backend=config.backend))  # fmt: skip
 
     def param_lrs(self) -> dict[str, float]:
         return {**super().param_lrs(), "quats": self.config.lr_quats}
-
-    def _targets(self, idx: Tensor) -> tuple[Tensor, Tensor]:
-        gt = self.images[idx]
-        if not self.config.random_background:
-            return gt, self.background[None].expand(len(idx), 3)
-        bg = torch.rand(len(idx), 3, generator=self.generator).to(self.device)
-        gt = gt + (bg[:, None, None, :] - self.background) * (1.0 - self.alphas[idx])
-        return gt, bg
-
-    def train_step(self) -> float:
-        """One optimisation step (render, loss, backward, Adam, density control); returns the loss."""
-        cfg, step = self.config, self.step
-        idx = torch.randperm(len(self.images), generator=self.generator)[: cfg.batch_size].to(self.device)
-        gt, bg = self._targets(idx)
-        self.update_lrs(self.progress())
-        out = render_frame(
-            self.model.at_time(), self.viewmats[idx], self.Ks[idx], self.views.width, self.views.height,
-            background=bg, sh_degree=self.sh_degree_at(step), backend=cfg.backend,
-        )  # fmt: skip
-        loss = self.photometric_loss(out.rgb, gt)
-        loss.backward()
-        self.strategy.update(self.model.params, step, out.meta)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.strategy.refine(self.model.params, self.optimizer, step)
-        self.step += 1
-        return float(loss.detach())
 
     def after_step(self) -> None:
         if self.config.eval_every > 0 and self.eval_views is not None and self.step % self.config.eval_every == 0:

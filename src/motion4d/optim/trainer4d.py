@@ -1,14 +1,15 @@
 """Fitting a 4D Gaussian model to multi-view video (images with a ``time`` each): the 4D training loop.
 
-Works with any model following the 4D protocol: ``params`` (an ``nn.ParameterDict`` of per-Gaussian raw
-tensors), ``at_time(t) -> GaussianFrame``, and optionally ``regularizers(t) -> {name: scalar}`` (weighted
-by this config's ``lambda_<name>``), ``field_parameters()`` (non-per-Gaussian parameters, e.g. a
-HexPlane and MLPs, trained at ``lr_field``) and the density-control hooks of :mod:`motion4d.optim.strategy`.
+Works with any model following :class:`~motion4d.optim.hooks.GaussianModel` and optionally the other
+protocols of :mod:`motion4d.optim.hooks`: ``regularizers(t) -> {name: scalar}`` (weighted by this config's
+``lambda_<name>``), ``field_parameters()`` (non-per-Gaussian parameters, e.g. a HexPlane and MLPs, trained
+at ``lr_field``, or ``lr_grid`` for those named ``grid.*``) and the density-control hooks.
 
-Each step a :class:`~motion4d.optim.samplers.FrameSampler` picks ``batch_views`` images (multi-scale
-sliding temporal windows, or uniform); each image is rendered at its own time. The loss is
+Each step the :class:`VideoLoss` provider has a :class:`~motion4d.optim.samplers.FrameSampler` pick
+``batch_views`` images (multi-scale sliding temporal windows, or uniform); each image is rendered at its
+own time. The loss is
 
-    (1 − λ_dssim)·L1 + λ_dssim·(1 − SSIM)  +  Σ_name λ_name · regularizer_name(t)  +  λ_temporal · L_temporal
+    λ_photometric · ((1 − λ_dssim)·L1 + λ_dssim·(1 − SSIM))  +  Σ_name λ_name · regularizer_name(t)  +  λ_temporal · L_temporal
 
 with ``L_temporal`` the temporal-consistency term: for three consecutive frames ``t_a < t_b < t_c``
 inside the step's window, the opacity-weighted mean L1 norm of the Gaussians' second difference
@@ -28,7 +29,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from motion4d.render.frame import render_frame
+from motion4d.optim.config_checks import at_least
+from motion4d.optim.hooks import GaussianModel
+from motion4d.optim.providers import LossOutput, StepContext, TrainViews, photometric_loss, render_by_time
 from motion4d.optim.samplers import FrameSampler, SamplerConfig
 from motion4d.optim.strategy import DensifyConfig
 from motion4d.optim.trainer_base import GaussianTrainer, TrainConfig, TrainResult, decayed, replace_preset
@@ -59,12 +62,6 @@ class Reconstruct4DConfig(TrainConfig):
     """Learning rate of the raw rotations (``quats``, or the rotor model's ``rotors``)."""
     lr_other: float = 1e-3
     """Learning rate of any other per-Gaussian parameter a model has (e.g. velocities)."""
-    lr_field: float = 1.6e-4
-    """Learning rate of the model's field parameters other than grids (the deformation MLPs), decayed like
-    the means' (4DGaussians' deformation_lr). (1.6e-3 let the deformation carry every Gaussian out of view
-    on riggedfigure: 16.8 dB, the empty background's PSNR.)"""
-    lr_field_final: float = 1.6e-5
-    """Final learning rate of those field parameters."""
     lr_grid: float = 1.6e-3
     """Learning rate of feature grids (field parameters named ``grid.*``: the HexPlane planes), 4DGaussians'
     grid_lr. At the MLPs' rate the time planes, which start constant, hardly change and the model learns no
@@ -84,6 +81,11 @@ class Reconstruct4DConfig(TrainConfig):
     temporal_every: int = 4
     """Apply the temporal term every this many steps (weighted by this number, so the mean weight is
     ``lambda_temporal``): it costs three extra evaluations of the model."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        at_least(self, 1, "batch_views")
+        at_least(self, 0, "temporal_every")
 
 
 _DEFAULT = Reconstruct4DConfig()
@@ -131,6 +133,52 @@ Reconstruct4DResult = TrainResult
 """What a 4D fit produced."""
 
 
+def temporal_loss(model: GaussianModel, times: Tensor, scene_scale: float) -> Tensor:
+    """Temporal-consistency term for three consecutive ``times [3]`` (see the module docstring)."""
+    frames = [model.at_time(float(t)) for t in times]
+    accel = (frames[0].means - 2.0 * frames[1].means + frames[2].means).abs().sum(-1)  # [N]
+    w = frames[1].opacities.detach()
+    return (w * accel).sum() / w.sum().clamp_min(1e-12) / scene_scale
+
+
+class VideoLoss:
+    """``loss_photometric`` of a 4D model over the images a sampler picks (each rendered at its own time),
+    and ``loss_temporal`` over the sample's three consecutive frames.
+
+    Args:
+        model: the 4D model.
+        views: the training views; times: [M] their times (CPU).
+        sampler: which images each step uses.
+        lambda_dssim: the D-SSIM share of the photometric term.
+        background: [3] background colour.
+        scene_scale: the temporal term is divided by it.
+        temporal_every: the temporal term on every this many steps, times this number (so its mean over
+            steps is the term); 0: never.
+        backend: rasterizer backend.
+    """
+
+    def __init__(self, model: GaussianModel, views: TrainViews, times: Tensor, sampler: FrameSampler, *, lambda_dssim: float, background: Tensor,
+                 scene_scale: float, temporal_every: int, backend: str = "auto"):  # fmt: skip
+        self.model, self.views, self.times, self.sampler = model, views, times, sampler
+        self.lambda_dssim, self.background, self.scene_scale = lambda_dssim, background, scene_scale
+        self.temporal_every, self.backend = temporal_every, backend
+
+    def __call__(self, ctx: StepContext) -> LossOutput:
+        sample = self.sampler.sample(ctx.step, ctx.progress, ctx.generator)
+        rows = sample.rows
+        row_times = self.times[rows]
+        loss = torch.zeros((), device=self.views.images.device)
+        metas = []
+        for idx, _, out in render_by_time(self.model, self.views, rows, row_times, background=self.background, sh_degree=ctx.sh_degree, backend=self.backend):
+            loss = loss + photometric_loss(out.rgb, self.views.images[idx], self.lambda_dssim) * (len(idx) / len(rows))
+            metas.append(out.meta)
+        terms = {"loss_photometric": loss}
+        every = self.temporal_every
+        if every > 0 and sample.triple is not None and ctx.step % every == 0:
+            terms["loss_temporal"] = every * temporal_loss(self.model, sample.triple, self.scene_scale)
+        return LossOutput(terms, metas, time=float(row_times[0]))
+
+
 class Trainer4D(GaussianTrainer):
     """Fits a 4D ``model`` to the training images of ``views`` (an ImageSet with ``times``).
 
@@ -145,81 +193,32 @@ class Trainer4D(GaussianTrainer):
     desc = "reconstruct"
 
     def __init__(self, config: Reconstruct4DConfig, model: nn.Module, views: "ImageSet", scene_scale: float, *, ckpt_dir: str | Path | None = None):
-        if config.batch_views < 1:
-            raise ValueError(f"batch_views must be >= 1, got {config.batch_views}")
         if views.times is None:
             raise ValueError("4D training needs images with a 'time' per frame")
-        super().__init__(config, model, views, scene_scale, ckpt_dir=ckpt_dir)
-        self.times = views.times.float()
-        self.sampler = FrameSampler(config.sampler, self.times, config.batch_views)
-        self._unweighted: set[str] = set()
+        super().__init__(config, model, scene_scale, ckpt_dir=ckpt_dir)
+        times = views.times.float()
+        self.sampler = FrameSampler(config.sampler, times, config.batch_views)
+        every = max(config.temporal_every, 1) if config.lambda_temporal > 0 else 0
+        self.losses.append(VideoLoss(self.model, TrainViews.of(views, self.device), times, self.sampler, lambda_dssim=config.lambda_dssim,
+                                     background=self.background, scene_scale=self.scene_scale, temporal_every=every, backend=config.backend))  # fmt: skip
 
     def param_lrs(self) -> dict[str, float]:
         return {**super().param_lrs(), "quats": self.config.lr_rotation, "rotors": self.config.lr_rotation}
+
+    def other_lr(self) -> float:
+        return self.config.lr_other
 
     def field_lr(self, name: str, progress: float) -> float:
         if name.startswith("field.grid."):
             return decayed(self.config.lr_grid, self.config.lr_grid_final, progress)
         return super().field_lr(name, progress)
 
-    # ---- one step -------------------------------------------------------------------------
-    def _regularizers(self, t: float) -> Tensor:
-        total = torch.zeros((), device=self.device)
-        if not hasattr(self.model, "regularizers"):
-            return total
-        for name, value in self.model.regularizers(t).items():
-            weight = getattr(self.config, f"lambda_{name}", None)
-            if weight is None:
-                if name not in self._unweighted:
-                    log.warning("regularizer %r has no lambda_%s in the config; ignored", name, name)
-                    self._unweighted.add(name)
-                continue
-            if weight:
-                total = total + weight * value
-        return total
-
-    def temporal_loss(self, times: Tensor) -> Tensor:
-        """Temporal-consistency term for three consecutive ``times [3]`` (see the module docstring)."""
-        frames = [self.model.at_time(float(t)) for t in times]
-        accel = (frames[0].means - 2.0 * frames[1].means + frames[2].means).abs().sum(-1)  # [N]
-        w = frames[1].opacities.detach()
-        return (w * accel).sum() / w.sum().clamp_min(1e-12) / self.scene_scale
-
-    def train_step(self) -> float:
-        """One optimisation step (renders, loss, backward, Adam, density control); returns the loss."""
-        cfg, step = self.config, self.step
-        progress = self.progress()
-        sample = self.sampler.sample(step, progress, self.generator)
-        self.update_lrs(progress)
-        rows = sample.rows
-        row_times = self.times[rows]
-        sh_degree = self.sh_degree_at(step)
-        loss = torch.zeros((), device=self.device)
-        metas = []
-        for t in torch.unique(row_times).tolist():
-            idx = rows[row_times == t].to(self.device)
-            out = render_frame(
-                self.model.at_time(t), self.viewmats[idx], self.Ks[idx], self.views.width, self.views.height,
-                background=self.background, sh_degree=sh_degree, backend=cfg.backend,
-            )  # fmt: skip
-            loss = loss + self.photometric_loss(out.rgb, self.images[idx]) * (len(idx) / len(rows))
-            metas.append(out.meta)
-        loss = loss + self._regularizers(float(row_times[0]))
-        every = max(cfg.temporal_every, 1)
-        if cfg.lambda_temporal > 0 and sample.triple is not None and step % every == 0:
-            loss = loss + cfg.lambda_temporal * every * self.temporal_loss(sample.triple)
-        loss.backward()
-        for meta in metas:
-            self.strategy.update(self.model.params, step, meta)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+    def before_refine(self) -> None:
+        cfg = self.config
         if cfg.time_budget_s and self.strategy.config.reset_every and self.progress() > 0.5:
             # An opacity reset needs many steps to recover from; none in the second half of a budget.
             self.strategy.config = dataclasses.replace(self.strategy.config, reset_every=0)
-            log.info("step %d: past half the time budget, no further opacity resets", step)
-        self.strategy.refine(self.model.params, self.optimizer, step, model=self.model)
-        self.step += 1
-        return float(loss.detach())
+            log.info("step %d: past half the time budget, no further opacity resets", self.step)
 
     def postfix(self, loss: float) -> dict[str, object]:
         start_f, size = self.sampler.window(self.step, self.progress())

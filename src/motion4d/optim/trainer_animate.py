@@ -2,9 +2,10 @@
 
 The model is :class:`~motion4d.gaussians.animated_mesh.MeshGaussians`: surface Gaussians on the asset's
 mesh, moved by a deformation graph with one rigid transform per node and keyframe (the driving video's
-frames). Each step renders ``batch_views`` training images, each at its own frame, and minimises
+frames). Each step renders ``batch_views`` training images, each at its own frame
+(:class:`~motion4d.optim.driving.DrivingVideoLoss`), and minimises
 
-    (1 − λ_dssim)·L1 + λ_dssim·(1 − SSIM)  +  λ_mask · L1(alpha, mask)  +  λ_silhouette · chamfer(surface, mask)
+    λ_photometric · ((1 − λ_dssim)·L1 + λ_dssim·(1 − SSIM))  +  λ_mask · L1(alpha, mask)  +  λ_silhouette · chamfer(surface, mask)
       +  λ_arap · ARAP  +  λ_arap_l1 · ARAP_L1  +  λ_motion_smoothness · smoothness  +  λ_rest · rest
       +  λ_offset_laplacian · offset Laplacian  +  λ_offset_smoothness · offset smoothness  +  λ_offset_magnitude · |offsets|²
 
@@ -25,33 +26,31 @@ turns them off, ``offsets_gate`` 0 on.
 ``lambda_arap`` trades motion amplitude against fidelity as in Animate3D: high values keep the asset
 rigid-ish (faithful shape, damped motion), low values follow the video more freely.
 
-Frames are brought in progressively (tracking): at the start only the first keyframe is fitted; over the
-first ``warmup_fraction`` of training the later ones join one after another, each starting from its
-predecessor's transforms, so a new frame begins close to its answer. Half of each step's images come
-from the newest frame, the rest from all active ones.
+Frames are brought in progressively (tracking, see :mod:`motion4d.optim.driving`) over the first
+``warmup_fraction`` of training. The trainer reports (:meth:`AnimateTrainer.report`) whether the offsets
+trained, the keyframes' silhouette errors when that was decided, and the coverage fit's alpha errors.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from motion4d.gaussians.animated_mesh import MeshGaussians
 from motion4d.optim.checkpoint import list_checkpoints
+from motion4d.optim.config_checks import at_least, positive, within
 from motion4d.optim.coverage import CoverageFit, fit_coverage
-from motion4d.render.frame import render_frame
-from motion4d.optim.losses import SilhouetteTarget, silhouette_chamfer
+from motion4d.optim.driving import DrivingVideoLoss
+from motion4d.optim.providers import TrainViews
 from motion4d.optim.strategy import DensifyConfig
 from motion4d.optim.trainer_base import GaussianTrainer, TrainConfig, TrainResult, decayed, replace_preset
-from motion4d.render.cameras import project_points
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -153,6 +152,14 @@ class AnimateConfig(TrainConfig):
     lr_coverage: float = 0.02
     """Learning rate of the coverage fit's per-Gaussian log-sizes."""
 
+    def __post_init__(self):
+        super().__post_init__()
+        at_least(self, 1, "batch_views", "n_nodes", "n_neighbors", "skin_k")
+        at_least(self, 0, "offsets_gate", "coverage_steps")
+        positive(self, "scale_factor")
+        within(self, "warmup_fraction", 0.0, 1.0)
+        within(self, "offsets_start", 0.0, 1.0)
+
 
 _DEFAULT = AnimateConfig()
 PRESETS: dict[str, AnimateConfig] = {
@@ -168,6 +175,10 @@ def preset(name: str, **overrides) -> AnimateConfig:
     return replace_preset(PRESETS, name, **overrides)
 
 
+_OFFSET_TERMS = ("loss_offset_laplacian", "loss_offset_smoothness", "loss_offset_magnitude")
+"""The vertex offsets' regularisers: terms only while the offsets train."""
+
+
 class AnimateTrainer(GaussianTrainer):
     """Fits the deformation graph of ``model`` (a MeshGaussians) to ``views`` (images with ``times``).
 
@@ -180,37 +191,52 @@ class AnimateTrainer(GaussianTrainer):
     """
 
     desc = "animate"
+    densifies = False
+    """The Gaussians stay bound to the surface (or the splats to their skin)."""
 
     def __init__(self, config: AnimateConfig, model: "MeshGaussians | SkinnedGaussians", views: "ImageSet", scene_scale: float, *, ckpt_dir: str | Path | None = None):
         if views.times is None:
             raise ValueError("animate needs driving images with a 'time' per frame")
-        if config.batch_views < 1:
-            raise ValueError(f"batch_views must be >= 1, got {config.batch_views}")
         self.offsets_on: bool | None = None
         """Whether the vertex offsets train (None: not decided yet, before ``offsets_start``); set before the
         base class builds the optimizer, which asks :meth:`field_lr`."""
-        super().__init__(config, model, views, scene_scale, ckpt_dir=ckpt_dir)
-        self.alphas = views.alphas.to(self.device, torch.float32) if views.alphas is not None else None
-        self.silhouettes = [SilhouetteTarget.from_alpha(a) for a in self.alphas] if self.alphas is not None and config.lambda_silhouette > 0 else None
-        ft = model.graph.frame_times.cpu()
-        self.frame_of_row = (views.times.double()[:, None] - ft.double()[None]).abs().argmin(dim=1)  # [M]
-        self.rows_of_frame = [torch.where(self.frame_of_row == f)[0] for f in range(len(ft))]
-        self.active = 1 if config.warmup_fraction > 0 else len(ft)
-        self.frame_error = torch.full((len(ft),), float("nan"))
+        super().__init__(config, model, scene_scale, ckpt_dir=ckpt_dir)
+        has_alpha = views.alphas is not None
+        self.driving = DrivingVideoLoss(self.model, TrainViews.of(views, self.device), views.times, batch_views=config.batch_views,
+                                        lambda_dssim=config.lambda_dssim, warmup_fraction=config.warmup_fraction,
+                                        masks=has_alpha and config.lambda_mask > 0, silhouettes=has_alpha and config.lambda_silhouette > 0,
+                                        background=self.background, backend=config.backend)  # fmt: skip
+        """The loss provider (it also keeps which keyframes have joined)."""
+        self.losses.append(self.driving)
+        self.frame_error = torch.full((self.driving.n_frames,), float("nan"))
         """[T] each keyframe's relative silhouette (or colour) error when the offsets were decided (NaN before)."""
         self.coverage: CoverageFit | None = None
         """The coverage fit's result (None: not run by this trainer, e.g. resumed or splats)."""
+
+    @property
+    def active(self) -> int:
+        """Number of keyframes fitted so far."""
+        return self.driving.active
 
     def train(self, *, resume: bool = False, on_step: "Callable[[int, float], None] | None" = None) -> TrainResult:
         """Fit the Gaussians' coverage (a fresh mesh model only), then the motion (see :meth:`GaussianTrainer.train`)."""
         resuming = resume and self.ckpt_dir is not None and bool(list_checkpoints(self.ckpt_dir))
         if isinstance(self.model, MeshGaussians) and self.config.coverage_steps > 0 and self.step == 0 and not resuming:
             start = time.perf_counter()
-            self.coverage = fit_coverage(self.model, self.viewmats, self.Ks, self.views.width, self.views.height, steps=self.config.coverage_steps,
+            v = self.driving.views
+            self.coverage = fit_coverage(self.model, v.viewmats, v.Ks, v.width, v.height, steps=self.config.coverage_steps,
                                          lr=self.config.lr_coverage, batch_views=self.config.batch_views, backend=self.config.backend,
                                          seed=self.config.seed)  # fmt: skip
             self.seconds += time.perf_counter() - start
         return super().train(resume=resume, on_step=on_step)
+
+    def report(self) -> dict[str, Any]:
+        """``vertex_offsets`` (whether they trained; None: not decided), ``silhouette_errors`` (each keyframe's
+        when that was decided; None: not measured), ``coverage_alpha_l1`` (the coverage fit's mean alpha error
+        before and after; None: it did not run in this call)."""
+        measured = not bool(torch.isnan(self.frame_error).any())
+        coverage = None if self.coverage is None else [self.coverage.l1_before, self.coverage.l1_after]
+        return {"vertex_offsets": self.offsets_on, "silhouette_errors": self.frame_error.tolist() if measured else None, "coverage_alpha_l1": coverage}
 
     def param_lrs(self) -> dict[str, float]:
         # the geometry of the Gaussians is the asset's (a splat set's means/quats/scales stay fixed)
@@ -228,7 +254,7 @@ class AnimateTrainer(GaussianTrainer):
         return super().field_lr(name, progress)
 
     def extra_state(self) -> dict[str, Tensor]:
-        state = {"active": torch.tensor(self.active), "frame_error": self.frame_error.clone(),
+        state = {"active": torch.tensor(self.driving.active), "frame_error": self.frame_error.clone(),
                  "offsets_on": torch.tensor(-1 if self.offsets_on is None else int(self.offsets_on))}  # fmt: skip
         if isinstance(self.model, MeshGaussians):  # the coverage fit's sizes
             state["rest_covars"] = self.model.rest_covars.detach()
@@ -236,7 +262,7 @@ class AnimateTrainer(GaussianTrainer):
 
     def load_extra_state(self, state: dict[str, Tensor]) -> None:
         if "active" in state:
-            self.active = int(state["active"])
+            self.driving.active = int(state["active"])
         if "frame_error" in state and state["frame_error"].shape == self.frame_error.shape:
             self.frame_error = state["frame_error"].cpu().clone()
         if "offsets_on" in state:
@@ -247,89 +273,20 @@ class AnimateTrainer(GaussianTrainer):
             with torch.no_grad():
                 self.model.rest_covars.copy_(state["rest_covars"].to(self.model.rest_covars))
 
-    def _activate(self, progress: float) -> None:
-        n = len(self.rows_of_frame)
-        w = self.config.warmup_fraction
-        want = n if w <= 0 else min(n, 1 + int(math.floor((n - 1) * min(progress / w, 1.0) + 1e-9)))
-        while self.active < want:
-            self.model.copy_frame(self.active - 1, self.active)
-            self.active += 1
+    def model_terms(self, t: float | None) -> dict[str, Tensor]:
+        terms = super().model_terms(t)
+        return terms if self.offsets_on else {k: v for k, v in terms.items() if k not in _OFFSET_TERMS}
 
-    def _sample_rows(self) -> Tensor:
-        b = self.config.batch_views
-        g = self.generator
-        newest = self.rows_of_frame[self.active - 1]
-        n_new = min((b + 1) // 2, len(newest))
-        rows = [newest[torch.randperm(len(newest), generator=g)[:n_new]]]
-        pool = torch.cat(self.rows_of_frame[: self.active])
-        rows.append(pool[torch.randint(len(pool), (b - n_new,), generator=g)])
-        return torch.cat(rows)
-
-    def train_step(self) -> float:
-        """One step (renders, loss, backward, Adam); returns the loss."""
-        cfg = self.config
-        progress = self.progress()
-        self._decide_offsets(progress)
-        self.update_lrs(progress)
-        self._activate(progress)
-        rows = self._sample_rows()
-        frames = self.frame_of_row[rows]
-        ft = self.model.graph.frame_times
-        loss = torch.zeros((), device=self.device)
-        for f in torch.unique(frames).tolist():
-            idx = rows[frames == f].to(self.device)
-            posed = self.model.at_time(float(ft[f]))
-            out = render_frame(posed, self.viewmats[idx], self.Ks[idx], self.views.width, self.views.height,
-                               background=self.background, backend=cfg.backend)  # fmt: skip
-            term = self.photometric_loss(out.rgb, self.images[idx])
-            if self.alphas is not None and cfg.lambda_mask > 0:
-                term = term + cfg.lambda_mask * (out.alpha - self.alphas[idx]).abs().mean()
-            if self.silhouettes is not None:
-                term = term + cfg.lambda_silhouette * self._silhouette(posed.means, idx)
-            loss = loss + term * (len(idx) / len(rows))
-        regs = self.model.regularizers()
-        loss = loss + cfg.lambda_arap * regs["arap"] + cfg.lambda_arap_l1 * regs["arap_l1"] + cfg.lambda_motion_smoothness * regs["motion_smoothness"] + cfg.lambda_rest * regs["rest"]
-        if "offset_laplacian" in regs and self.offsets_on:
-            loss = loss + (cfg.lambda_offset_laplacian * regs["offset_laplacian"] + cfg.lambda_offset_smoothness * regs["offset_smoothness"]
-                           + cfg.lambda_offset_magnitude * regs["offset_magnitude"])  # fmt: skip
-        loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        return float(loss.detach())
-
-    def measure_frame_errors(self, max_views: int = 8) -> Tensor:
-        """[T] each keyframe's relative silhouette error now, Σ|alpha − mask| / Σ mask over up to
-        ``max_views`` of its training images (relative colour error for data without alpha)."""
-        errors = torch.zeros(len(self.rows_of_frame))
-        ft = self.model.graph.frame_times
-        with torch.no_grad():
-            for f, rows in enumerate(self.rows_of_frame):
-                idx = rows[torch.linspace(0, len(rows) - 1, min(max_views, len(rows))).round().long()].to(self.device)
-                out = render_frame(self.model.at_time(float(ft[f])), self.viewmats[idx], self.Ks[idx], self.views.width, self.views.height,
-                                   background=self.background, backend=self.config.backend)  # fmt: skip
-                got, target = (out.alpha, self.alphas[idx]) if self.alphas is not None else (out.rgb, self.images[idx])
-                errors[f] = float((got - target).abs().sum() / target.abs().sum().clamp_min(1e-6))
-        return errors
-
-    def _decide_offsets(self, progress: float) -> None:
+    def before_step(self, progress: float) -> None:
         """At ``offsets_start``: let the vertex offsets train if the graph leaves a keyframe's silhouette off."""
         cfg = self.config
         if self.offsets_on is not None or progress < cfg.offsets_start or cfg.lr_offsets <= 0 or not isinstance(self.model, MeshGaussians):
             return
-        self.frame_error = self.measure_frame_errors()
+        self.frame_error = self.driving.frame_errors()
         worst = float(self.frame_error.max())
         self.offsets_on = cfg.offsets_gate <= 0 or worst > cfg.offsets_gate
         log.info("animate: worst keyframe silhouette error %.3f (gate %.3f): vertex offsets %s", worst, cfg.offsets_gate,
                  "on" if self.offsets_on else "off (the graph makes the shapes)")  # fmt: skip
 
-    def _silhouette(self, means: Tensor, idx: Tensor) -> Tensor:
-        """Mean silhouette chamfer (in image widths) of the surface points ``means`` over the images ``idx``."""
-        uv, z = project_points(means, self.viewmats[idx], self.Ks[idx])
-        total = means.sum() * 0.0
-        for b, row in enumerate(idx.tolist()):
-            total = total + silhouette_chamfer(uv[b][z[b] > 0], self.silhouettes[row])
-        return total / (len(idx) * self.views.width)
-
     def postfix(self, loss: float) -> dict[str, object]:
-        return {**super().postfix(loss), "frames": f"{self.active}/{len(self.rows_of_frame)}"}
+        return {**super().postfix(loss), "frames": f"{self.driving.active}/{self.driving.n_frames}"}

@@ -1,13 +1,15 @@
 """What every Gaussian fitting loop shares: the base config, Adam groups, checkpoints, the loop.
 
-:class:`GaussianTrainer` runs ``train_step`` (written by each subclass) until ``config.iters`` steps or
-the time budget, with a progress bar, checkpoints every ``ckpt_every`` steps (resumable after a kill:
-parameters, Adam state, density-control state and the sampling RNG are saved) and learning-rate decay
-that follows :meth:`GaussianTrainer.progress`.
+:class:`GaussianTrainer` runs its loss providers (:mod:`motion4d.optim.providers`) until
+``config.iters`` steps or the time budget, with a progress bar, checkpoints every ``ckpt_every`` steps
+(resumable after a kill: parameters, Adam state, density-control state and the sampling RNG are saved)
+and learning-rate decay that follows :meth:`GaussianTrainer.progress`. Each step minimises
+``Σ lambda_<name> · loss_<name>`` over the providers' terms and the model's regularisers, with the
+weights of the config: a term without a ``lambda_<name>`` field is an error.
 
-A model follows the protocol: ``params`` (an ``nn.ParameterDict`` of per-Gaussian raw tensors),
-``at_time(t)``, and optionally ``field_parameters()`` (non-per-Gaussian parameters, trained at
-``lr_field`` and checkpointed by name) and the density-control hooks of :mod:`motion4d.optim.strategy`.
+The model follows :class:`~motion4d.optim.hooks.GaussianModel` and optionally the other protocols of
+:mod:`motion4d.optim.hooks` (field parameters, trained at ``lr_field`` and checkpointed by name;
+regularisers; density-control hooks).
 """
 
 from __future__ import annotations
@@ -16,44 +18,32 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from motion4d.config_dict import from_config_dict
 from motion4d.optim.checkpoint import (
     checkpoint_path,
     list_checkpoints,
     load_checkpoint,
+    load_latest_checkpoint,
     restore_optimizer,
     save_checkpoint,
 )
-from motion4d.metrics.image import ssim
-from motion4d.optim.losses import l1_loss
+from motion4d.optim.config_checks import at_least, field_names, positive, within
+from motion4d.optim.hooks import HasRegularizers, field_parameters
+from motion4d.optim.providers import LossProvider, StepContext, as_loss_output
 from motion4d.optim.strategy import DensifyConfig, DensifyStrategy
-
-if TYPE_CHECKING:
-    from motion4d.data.transforms import ImageSet
 
 log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound="TrainConfig")
-
-
-def _coerce(default: Any, value: Any) -> Any:
-    """``value`` (from JSON) converted to the type of ``default``: nested dataclasses and tuples."""
-    if dataclasses.is_dataclass(default) and isinstance(value, dict):
-        known = {f.name for f in dataclasses.fields(default)}
-        unknown = set(value) - known
-        if unknown:
-            raise ValueError(f"unknown {type(default).__name__} fields: {', '.join(sorted(unknown))}")
-        return type(default)(**{k: _coerce(getattr(default, k), v) for k, v in value.items()})
-    if isinstance(default, tuple) and isinstance(value, (list, tuple)):
-        return tuple(float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -84,8 +74,16 @@ class TrainConfig:
     """Learning rate of the DC colour coefficients."""
     lr_shN: float = 2.5e-3 / 20
     """Learning rate of the higher SH bands."""
+    lr_field: float = 1.6e-4
+    """Learning rate of the model's field parameters (those that are not per-Gaussian, e.g. deformation MLPs),
+    decayed like the means' (4DGaussians' deformation_lr). (1.6e-3 let the deformation carry every Gaussian
+    out of view on riggedfigure: 16.8 dB, the empty background's PSNR.)"""
+    lr_field_final: float = 1.6e-5
+    """Final learning rate of those field parameters."""
+    lambda_photometric: float = 1.0
+    """Weight of the photometric term (``loss_photometric``) against the training images."""
     lambda_dssim: float = 0.2
-    """Weight λ of the D-SSIM term: photometric loss = (1-λ)·L1 + λ·(1-SSIM)."""
+    """Share λ of D-SSIM inside the photometric term: (1-λ)·L1 + λ·(1-SSIM)."""
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     """Background colour (RGB in [0,1]) the images are composited on and renders use."""
     densify: DensifyConfig = field(default_factory=DensifyConfig)
@@ -105,14 +103,26 @@ class TrainConfig:
     progress: bool = True
     """Show a progress bar."""
 
+    def __post_init__(self):
+        at_least(self, 0, "iters", "sh_degree_interval", "ckpt_every", "keep_checkpoints", *field_names(self, "lr_"), *field_names(self, "lambda_"))
+        at_least(self, 1, "n_init")
+        within(self, "sh_degree", 0, 3)
+        within(self, "lambda_dssim", 0.0, 1.0)
+        within(self, "init_opacity", 0.0, 1.0, open_low=True, open_high=True)
+        positive(self, "init_radius")
+        if self.time_budget_s is not None and not self.time_budget_s >= 0:
+            raise ValueError(f"time_budget_s must be >= 0 or None, got {self.time_budget_s!r}")
+        if len(self.background) != 3 or not all(0.0 <= c <= 1.0 for c in self.background):
+            raise ValueError(f"background must be 3 values in [0, 1], got {self.background!r}")
+
     def to_dict(self) -> dict:
         """JSON-ready dict (nested configs as dicts)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls: type[C], d: dict) -> C:
-        """Inverse of :meth:`to_dict`; unknown keys (at any depth) are an error."""
-        return _coerce(cls(), dict(d))
+        """Inverse of :meth:`to_dict`; unknown keys (at any depth) and mistyped values are a ValueError naming the key."""
+        return from_config_dict(cls, d)
 
 
 def replace_preset(presets: dict[str, C], name: str, **overrides) -> C:
@@ -133,13 +143,18 @@ class TrainResult:
     seconds: float
     """Training wall time over all runs of this fit."""
     losses: list[float]
-    """Training loss of each step of this call."""
+    """Training loss (the weighted sum) of each step of this call."""
     n_gaussians: int
     """Final number of Gaussians."""
     stopped_by_budget: bool
     """True when ``time_budget_s`` ended this call before ``iters``."""
     checkpoint: Path | None
     """The last checkpoint written (None without a checkpoint folder)."""
+    terms: dict[str, list[float]] = field(default_factory=dict)
+    """Each term's unweighted value per step of this call, aligned with ``losses`` (NaN on steps without
+    it), by ``loss_<name>``."""
+    report: dict[str, Any] = field(default_factory=dict)
+    """What the trainer reports beyond these (JSON-ready; see :meth:`GaussianTrainer.report`)."""
 
 
 def decayed(lr0: float, lr1: float, progress: float) -> float:
@@ -151,52 +166,46 @@ def decayed(lr0: float, lr1: float, progress: float) -> float:
     return math.exp(math.log(lr0) * (1.0 - t) + math.log(lr1) * t)
 
 
-def field_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """The model's non-per-Gaussian parameters as ``("field.<name>", parameter)`` pairs (none if it has none)."""
-    if not hasattr(model, "field_parameters"):
-        return []
-    found = model.field_parameters()
-    items = found.items() if isinstance(found, dict) else enumerate(found)
-    return [(f"field.{k}", p) for k, p in items]
-
-
 class GaussianTrainer:
-    """The shared loop. Subclasses set ``desc`` and implement :meth:`param_lrs` and :meth:`train_step`.
+    """The shared loop over loss providers. Subclasses set ``desc`` and add their providers and learning rates.
 
     Args:
         config: the fit's settings (a :class:`TrainConfig`).
-        model: model to optimise (moved to ``config.device``).
-        views: training images ``images [M,H,W,3]``, ``viewmats [M,4,4]``, ``Ks [M,3,3]``, ``width``, ``height``.
+        model: model to optimise (moved to ``config.device``), a :class:`~motion4d.optim.hooks.GaussianModel`.
         scene_scale: scene radius; scales the means' learning rate and density thresholds.
+        losses: the loss providers (:mod:`motion4d.optim.providers`), called in order each step; more may be
+            appended to :attr:`losses` before training.
         ckpt_dir: folder for checkpoints (None: none written, no resume).
     """
 
     desc = "fit"
     """Progress-bar label."""
+    densifies = True
+    """Whether density control (``config.densify``) runs on the model's Gaussians."""
 
-    def __init__(self, config: TrainConfig, model: nn.Module, views: "ImageSet", scene_scale: float, *, ckpt_dir: str | Path | None = None):
-        if config.iters < 0:
-            raise ValueError(f"iters must be >= 0, got {config.iters}")
+    def __init__(self, config: TrainConfig, model: nn.Module, scene_scale: float = 1.0, *, losses: Sequence[LossProvider] = (),
+                 ckpt_dir: str | Path | None = None):  # fmt: skip
         self.config = config
         self.device = torch.device(config.device)
         self.model = model.to(self.device)
-        self.views = views
         self.scene_scale = float(scene_scale)
         self.ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else None
-        self.images = views.images.to(self.device, torch.float32)
-        self.viewmats = views.viewmats.to(self.device, torch.float32)
-        self.Ks = views.Ks.to(self.device, torch.float32)
+        self.losses: list[LossProvider] = list(losses)
+        """The loss providers, called in this order each step."""
         self.background = torch.tensor(config.background, dtype=torch.float32, device=self.device)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.strategy = DensifyStrategy(config.densify, self.scene_scale, torch.Generator().manual_seed(config.seed + 1))
         self.optimizer = self.make_optimizer()
         self.step = 0
         self.seconds = 0.0
+        self.last_terms: dict[str, float] = {}
+        """The unweighted terms of the latest step."""
+        self._lambda_fields = set(field_names(config, "lambda_"))
         self._call_start: float | None = None
 
     # ---- optimiser ------------------------------------------------------------------------
     def param_lrs(self) -> dict[str, float]:
-        """Learning rate of each per-Gaussian parameter name (names not listed: ``lr_other`` if the config has it)."""
+        """Learning rate of each per-Gaussian parameter name (names not listed: :meth:`other_lr`)."""
         cfg = self.config
         return {
             "means": cfg.lr_means * self.scene_scale,
@@ -206,10 +215,14 @@ class GaussianTrainer:
             "shN": cfg.lr_shN,
         }
 
+    def other_lr(self) -> float | None:
+        """Learning rate of per-Gaussian parameters :meth:`param_lrs` does not name (None: they are an error)."""
+        return None
+
     def make_optimizer(self) -> torch.optim.Adam:
         """Adam with one named group per per-Gaussian parameter and one per field parameter."""
         lrs = self.param_lrs()
-        other = getattr(self.config, "lr_other", None)
+        other = self.other_lr()
         groups = []
         for k, p in self.model.params.items():
             if k not in lrs and other is None:
@@ -241,12 +254,6 @@ class GaussianTrainer:
             p = max(p, (time.perf_counter() - self._call_start) / self.config.time_budget_s)
         return min(p, 1.0)
 
-    def photometric_loss(self, rgb: Tensor, gt: Tensor) -> Tensor:
-        """(1-λ)·L1 + λ·(1-SSIM) of renders ``rgb [B,H,W,3]`` against ``gt [B,H,W,3]``."""
-        lam = self.config.lambda_dssim
-        loss = (1.0 - lam) * l1_loss(rgb, gt)
-        return loss + lam * (1.0 - ssim(rgb, gt)) if lam > 0 else loss
-
     def sh_degree_at(self, step: int) -> int:
         """SH degree in use at ``step`` (one more band every ``sh_degree_interval`` steps)."""
         return min(step // max(self.config.sh_degree_interval, 1), self.config.sh_degree)
@@ -273,13 +280,14 @@ class GaussianTrainer:
         return path
 
     def restore(self, path: str | Path | None = None) -> bool:
-        """Load the newest checkpoint in ``ckpt_dir`` (or ``path``); False when there is none."""
+        """Load the newest checkpoint in ``ckpt_dir`` that loads (or ``path``); False when there is none."""
         if path is None:
-            found = list_checkpoints(self.ckpt_dir) if self.ckpt_dir is not None else []
-            if not found:
+            found = load_latest_checkpoint(self.ckpt_dir) if self.ckpt_dir is not None else None
+            if found is None:
                 return False
-            path = found[-1]
-        ckpt = load_checkpoint(path)
+            path, ckpt = found
+        else:
+            ckpt = load_checkpoint(path)
         missing = set(self.model.params) ^ set(ckpt.params)
         if missing:
             raise ValueError(f"{path}: parameters do not match the model ({', '.join(sorted(missing))})")
@@ -300,17 +308,93 @@ class GaussianTrainer:
         log.info("resumed from %s at step %d (%d Gaussians)", path, self.step, len(self.model))
         return True
 
+    # ---- the loss ----------------------------------------------------------------------
+    def weight(self, name: str) -> float:
+        """The config's ``lambda_<name>`` for the term ``loss_<name>``; a ValueError when it has none."""
+        key = "lambda_" + name.removeprefix("loss_")
+        if key not in self._lambda_fields:
+            raise ValueError(f"loss term {name!r} has no weight: {type(self.config).__name__} has no field {key}")
+        return getattr(self.config, key)
+
+    def model_terms(self, t: float | None) -> dict[str, Tensor]:
+        """The model's regularisers at ``t`` (:class:`~motion4d.optim.hooks.HasRegularizers`) as ``loss_<name>``
+        terms; none for a model without."""
+        if not isinstance(self.model, HasRegularizers):
+            return {}
+        return {f"loss_{k}": v for k, v in self.model.regularizers(t).items()}
+
+    def step_terms(self, ctx: StepContext) -> tuple[dict[str, Tensor], list[dict]]:
+        """Every provider's terms, then the model's regularisers (at the first time a provider rendered),
+        and the metas of the step's renders."""
+        terms: dict[str, Tensor] = {}
+        metas: list[dict] = []
+        t = None
+        for provider in self.losses:
+            out = as_loss_output(provider(ctx))
+            metas += out.metas
+            t = out.time if t is None else t
+            self._add_terms(terms, out.losses)
+        self._add_terms(terms, self.model_terms(t))
+        return terms, metas
+
+    @staticmethod
+    def _add_terms(terms: dict[str, Tensor], new: dict[str, Tensor]) -> None:
+        twice = terms.keys() & new.keys()
+        if twice:
+            raise ValueError(f"loss terms computed twice in one step: {', '.join(sorted(twice))}")
+        terms.update(new)
+
+    def total_loss(self, terms: dict[str, Tensor]) -> Tensor:
+        """``Σ lambda_<name> · loss_<name>`` over ``terms`` (terms of weight 0 are left out)."""
+        total = torch.zeros((), device=self.device)
+        for name, value in terms.items():
+            w = self.weight(name)
+            if w:
+                total = total + w * value
+        if not total.requires_grad:
+            raise ValueError(f"no loss term with a weight > 0 depends on the parameters (terms: {', '.join(terms) or 'none'})")
+        return total
+
     # ---- the loop -------------------------------------------------------------------------
+    def before_step(self, progress: float) -> None:
+        """Hook run at the start of each step, before the learning rates are set for ``progress``."""
+
+    def before_refine(self) -> None:
+        """Hook run after the optimizer step, before density control refines."""
+
     def train_step(self) -> float:
-        """One optimisation step; returns the loss."""
-        raise NotImplementedError
+        """One optimisation step (loss providers, weighted loss, backward, Adam, density control); returns the loss."""
+        step = self.step
+        progress = self.progress()
+        self.before_step(progress)
+        self.update_lrs(progress)
+        terms, metas = self.step_terms(StepContext(step, progress, self.sh_degree_at(step), self.generator))
+        loss = self.total_loss(terms)
+        loss.backward()
+        if self.densifies:
+            for meta in metas:
+                if meta["means2d"].grad is not None:  # None: the render fed only terms of weight 0
+                    self.strategy.update(self.model.params, step, meta)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.densifies:
+            self.before_refine()
+            self.strategy.refine(self.model.params, self.optimizer, step, model=self.model)
+        self.step += 1
+        self.last_terms = {k: float(v.detach()) for k, v in terms.items()}
+        return float(loss.detach())
 
     def postfix(self, loss: float) -> dict[str, object]:
-        """Fields shown on the progress bar every 10 steps."""
-        return {"loss": f"{loss:.4f}", "n": len(self.model)}
+        """Fields shown on the progress bar every 10 steps: the loss, the count, each weighted term's value."""
+        terms = {k.removeprefix("loss_"): f"{v:.3g}" for k, v in self.last_terms.items() if self.weight(k)}
+        return {"loss": f"{loss:.4f}", "n": len(self.model), **terms}
 
     def after_step(self) -> None:
         """Hook run after each step's bookkeeping (e.g. periodic evaluation)."""
+
+    def report(self) -> dict[str, Any]:
+        """What this trainer tells its caller beyond the loss and count (JSON-ready; :attr:`TrainResult.report`)."""
+        return {}
 
     def train(self, *, resume: bool = False, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
         """Run until ``config.iters`` steps (or the time budget); ``resume`` first loads the newest checkpoint.
@@ -319,9 +403,12 @@ class GaussianTrainer:
         checkpoint, as a kill would).
         """
         cfg = self.config
+        if not self.losses:
+            raise ValueError(f"{type(self).__name__} has no loss providers")
         if resume and not self.restore():
             log.info("no checkpoint to resume from; starting at step 0")
         losses: list[float] = []
+        terms: dict[str, list[float]] = {}
         stopped, last_ckpt = False, None
         start = self._call_start = time.perf_counter()
         base_seconds = self.seconds
@@ -330,6 +417,8 @@ class GaussianTrainer:
             while self.step < cfg.iters:
                 loss = self.train_step()
                 losses.append(loss)
+                for name in [*terms, *(k for k in self.last_terms if k not in terms)]:
+                    terms.setdefault(name, [math.nan] * (len(losses) - 1)).append(self.last_terms.get(name, math.nan))
                 self.seconds = base_seconds + time.perf_counter() - start
                 bar.update(1)
                 if self.step % 10 == 0:
@@ -347,4 +436,4 @@ class GaussianTrainer:
         finally:
             bar.close()
         last_ckpt = self.save() or last_ckpt
-        return TrainResult(self.model, self.step, self.seconds, losses, len(self.model), stopped, last_ckpt)
+        return TrainResult(self.model, self.step, self.seconds, losses, len(self.model), stopped, last_ckpt, terms, self.report())

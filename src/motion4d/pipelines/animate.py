@@ -26,6 +26,7 @@ from motion4d.data.gltf import GltfAsset, load_gltf
 from motion4d.data.mesh import Mesh
 from motion4d.data.transforms import load_transforms, read_asset_to_world, scene_bounds
 from motion4d.export.gltf import write_skinned_glb, write_static_glb
+from motion4d.export.m4d import ModelInfo, save_m4d
 from motion4d.export.video import write_video
 from motion4d.gaussians import Gaussians3D
 from motion4d.gaussians.animated_mesh import MeshGaussians
@@ -37,7 +38,7 @@ from motion4d.metrics.geometry import nearest_vertex_error_pct
 from motion4d.metrics.motion import motion_amplitude
 from motion4d.metrics.views import evaluate_model
 from motion4d.optim.trainer_animate import PRESETS, AnimateConfig, AnimateTrainer
-from motion4d.pipelines.models import MODEL_FILE, ModelInfo, load_run_model, save_m4d
+from motion4d.pipelines.models import MODEL_FILE, load_run_model
 from motion4d.pipelines.run import RunFolder, SplitReport, dataset_splits
 from motion4d.render.cameras import OrbitRig
 from motion4d.render.frame import render_over_time
@@ -241,7 +242,6 @@ def animate(
     run.write_config("animate", config, inputs)
     trainer = AnimateTrainer(config, model, train, float(radius), ckpt_dir=run.checkpoints)
     result = trainer.train(resume=resume)
-    coverage = None if trainer.coverage is None else [trainer.coverage.l1_before, trainer.coverage.l1_after]
     model = result.model.cpu().eval()
 
     time_range = (float(frame_times[0]), float(frame_times[-1]))
@@ -268,8 +268,8 @@ def animate(
     verr = vertex_error_pct(run.path / ANIMATION_FILE, a2w, gt_path, duration) if gt_path.is_file() and mesh is not None else None
     report = AnimateReport(
         **run.summary(result, metrics, split), vertex_error_pct=verr, motion_amplitude=amplitude, n_nodes=model.graph.num_nodes,
-        n_frames=model.graph.num_frames, duration_s=duration, vertex_offsets=trainer.offsets_on,
-        silhouette_errors=None if bool(torch.isnan(trainer.frame_error).any()) else trainer.frame_error.tolist(), coverage_alpha_l1=coverage,
+        n_frames=model.graph.num_frames, duration_s=duration, vertex_offsets=result.report["vertex_offsets"],
+        silhouette_errors=result.report["silhouette_errors"], coverage_alpha_l1=result.report["coverage_alpha_l1"],
     )  # fmt: skip
     run.write_report(report)
     log.info("animate: %s PSNR %.2f dB, vertex error %s, motion %.3f, %d steps in %.0f s", split, report.psnr,

@@ -17,12 +17,14 @@ import torch
 
 from motion4d.errors import DataError
 from motion4d.data.transforms import load_transforms, scene_bounds
+from motion4d.export.m4d import ModelInfo, save_m4d
 from motion4d.export.video import write_video
+from motion4d.gaussians.registry import init_model, lookup, reconstruct_kinds
 from motion4d.metrics.motion import motion_amplitude
 from motion4d.metrics.views import evaluate_model
 from motion4d.optim.trainer4d import PRESETS, Reconstruct4DConfig, Trainer4D
 from motion4d.pipelines.export_run import export_ply_sequence
-from motion4d.pipelines.models import MODEL_FILE, RECONSTRUCT_KINDS, ModelInfo, init_model, model_class, save_m4d
+from motion4d.pipelines.models import MODEL_FILE
 from motion4d.pipelines.run import RunFolder, SplitReport, dataset_splits
 from motion4d.render.cameras import OrbitRig
 from motion4d.render.frame import render_over_time
@@ -41,7 +43,7 @@ class ReconstructInputs:
     data: str
     """Dataset folder (D-NeRF / multi-view ``transforms_<split>.json`` with ``time`` per frame)."""
     model: str = "rotor4d"
-    """Model kind: rotor4d or deform."""
+    """Model kind (one :mod:`motion4d.gaussians.registry` builds from scratch: rotor4d or deform)."""
     downscale: int = 1
     """Integer image downscale factor."""
     video_frames: int = 48
@@ -71,9 +73,10 @@ class ReconstructReport(SplitReport):
 
 def check_model_kind(kind: str) -> None:
     """A clear error, before any work, when ``kind`` is not a model ``reconstruct`` can fit from scratch."""
-    cls = model_class(kind)
-    if not hasattr(cls, "random"):  # e.g. animate's models, built from an asset
-        raise ValueError(f"model {kind!r} cannot be reconstructed from scratch; choose from {', '.join(RECONSTRUCT_KINDS)}")
+    entry = lookup(kind)
+    if not entry.reconstruct:  # e.g. animate's models, built from an asset
+        raise ValueError(f"model {kind!r} cannot be reconstructed from scratch; choose from {', '.join(reconstruct_kinds())}")
+    entry.cls()  # its module is there
 
 
 def _split_file(root: Path, split: str) -> Path:

@@ -9,8 +9,9 @@ import torch
 
 from motion4d.errors import DataError
 from motion4d.data.transforms import available_splits, load_transforms, scene_bounds
+from motion4d.export.m4d import ModelInfo
 from motion4d.export.video import write_video
-from motion4d.pipelines.models import ModelInfo, load_run_model
+from motion4d.pipelines.models import load_run_model
 from motion4d.render.cameras import OrbitRig
 from motion4d.render.frame import render_over_time
 

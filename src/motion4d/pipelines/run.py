@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from motion4d.atomic import atomic_write_text
+from motion4d.config_dict import from_config_dict
 from motion4d.data.transforms import available_splits
 from motion4d.errors import DataError
 from motion4d.optim.checkpoint import list_checkpoints
@@ -54,6 +55,8 @@ class RunConfig:
     """Its config dataclass as a dict (``to_dict``)."""
     inputs: dict
     """Its inputs dataclass as a dict."""
+    legacy: RunConfig | None = None
+    """The same in the old keys, when the file has both (they are copies and must agree)."""
 
     @property
     def dataset(self) -> str | None:
@@ -160,27 +163,30 @@ class RunFolder:
         if not path.is_file():
             raise DataError(f"{path}: no such file (is {self.path} a motion4d run folder?)")
         try:
-            d = json.loads(path.read_text())
+            return _parse_config(json.loads(path.read_text()))
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise DataError(f"{path}: not a valid run config ({e})") from None
-        parts = _parse_config(d)
-        if parts is None:
-            raise DataError(f"{path}: not a valid run config (expected keys pipeline, config, inputs)")
-        return parts
 
     def load_config(self, config_cls: type[C], inputs_cls: type[I], *, pipeline: str | None = None) -> tuple[C, I]:
-        """The run's config and inputs as ``config_cls.from_dict(...)`` and ``inputs_cls(**...)``.
+        """The run's config and inputs as ``config_cls.from_dict(...)`` and the inputs dataclass.
 
         ``pipeline``: the pipeline that must have made the run (another one is a :class:`DataError`).
-        Unknown keys or values the dataclasses reject are a :class:`DataError` naming the file.
+        Unknown keys, mistyped values, values the dataclasses reject, and old-key copies that differ from
+        the new keys are a :class:`DataError` naming the file.
         """
         saved = self.read_config()
         if pipeline is not None and saved.pipeline != pipeline:
             raise DataError(f"{self.config_file}: a {saved.pipeline} run, not a {pipeline} run")
         try:
-            return config_cls.from_dict(saved.config), inputs_cls(**saved.inputs)
+            if saved.legacy is not None:  # checked first: it is the copy older tools and people edit
+                old = config_cls.from_dict(saved.legacy.config), from_config_dict(inputs_cls, {**saved.inputs, **saved.legacy.inputs})
+            loaded = config_cls.from_dict(saved.config), from_config_dict(inputs_cls, saved.inputs)
+            if saved.legacy is not None and old != loaded:
+                key = _LEGACY[saved.pipeline][0]
+                raise ValueError(f"its {key!r} / 'data' keys differ from 'config' / 'inputs' (copies of one another: edit both, or delete the old ones)")
         except (TypeError, ValueError) as e:
             raise DataError(f"{self.config_file}: not a valid {saved.pipeline} run config ({e})") from None
+        return loaded
 
     # ---- report.json ----------------------------------------------------------------------
     def summary(self, result: TrainResult, metrics: Any = None, split: str | None = None) -> dict:
@@ -214,19 +220,30 @@ class RunFolder:
         return d
 
 
-def _parse_config(d: Any) -> RunConfig | None:
-    """``config.json``'s contents as a :class:`RunConfig`, or None when they are neither layout."""
+def _parse_config(d: Any) -> RunConfig:
+    """``config.json``'s contents as a :class:`RunConfig`; a ValueError when they are neither layout."""
     if not isinstance(d, dict):
-        return None
-    if "pipeline" in d:
-        ok = isinstance(d["pipeline"], str) and isinstance(d.get("config"), dict) and isinstance(d.get("inputs"), dict)
-        return RunConfig(d["pipeline"], d["config"], d["inputs"]) if ok else None
+        raise ValueError(f"expected a JSON object, got {type(d).__name__}")
+    legacy = _parse_legacy(d)
+    if "pipeline" not in d:
+        if legacy is None:
+            raise ValueError("expected keys pipeline, config, inputs")
+        return legacy
+    if not (isinstance(d["pipeline"], str) and isinstance(d.get("config"), dict) and isinstance(d.get("inputs"), dict)):
+        raise ValueError("pipeline must be a name, config and inputs objects")
+    return RunConfig(d["pipeline"], d["config"], d["inputs"], legacy if legacy is not None and legacy.pipeline == d["pipeline"] else None)
+
+
+def _parse_legacy(d: dict) -> RunConfig | None:
+    """The old-layout part of ``d`` (None when there is none); a ValueError for unknown ``data`` keys."""
     for pipeline, (key, data_keys, top_keys) in _LEGACY.items():
-        if isinstance(d.get(key), dict):
-            data = d.get("data") if isinstance(d.get("data"), dict) else {}
-            unknown = set(data) - set(data_keys)
+        if key in d:
+            data = d.get("data", {})
+            if not isinstance(d[key], dict) or not isinstance(data, dict):
+                raise ValueError(f"{key} and data must be objects")
+            unknown = sorted(set(data) - set(data_keys))
             if unknown:
-                return None
+                raise ValueError(f"unknown data keys: {', '.join(unknown)}")
             inputs = {data_keys[k]: v for k, v in data.items()}
             inputs.update({new: d[old] for old, new in top_keys.items() if old in d})
             return RunConfig(pipeline, d[key], inputs)
