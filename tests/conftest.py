@@ -23,7 +23,7 @@ def tiny_dynamic_data(tmp_path_factory):
 
 
 @pytest.fixture
-def fake_model_kind(monkeypatch):
+def fake_kind(monkeypatch):
     """Model kind "fake": the stand-in 4D model of ``fake4d.py``, registered for this test."""
     from motion4d.gaussians import registry
 

@@ -14,7 +14,7 @@ from motion4d.cli.options import add_options, dataclass_options, given, name_opt
 from motion4d.optim.trainer4d import PRESETS
 
 SUBCOMMANDS = [[name] for name in COMMANDS] + [[name, sub] for name, row in COMMANDS.items() if isinstance(row, Group) for sub in row.commands]
-pytestmark = pytest.mark.usefixtures("fake_model_kind")
+pytestmark = pytest.mark.usefixtures("fake_kind")
 
 
 @pytest.mark.parametrize("words", [[]] + SUBCOMMANDS, ids=lambda w: " ".join(w) or "motion4d")

@@ -242,12 +242,6 @@ def scene(tmp_path_factory):
     return make_dynamic_demo_scene(tmp_path_factory.mktemp("dyn") / "data", n_train=4, n_test=1, n_frames=4, size=16)
 
 
-@pytest.fixture
-def fake_kind(monkeypatch):
-    fake = registry.ModelEntry("fake", "fake4d.LinearMotionGaussians", "fake4d:LinearMotionGaussians", reconstruct=True)
-    monkeypatch.setitem(registry.MODELS, fake.format, fake)
-
-
 def test_resume_skips_a_truncated_newest_checkpoint(scene, tmp_path, capsys, fake_kind):
     run, common = tmp_path / "run", ["--no-progress", "--video-frames", "0"]
     assert main(["reconstruct", str(scene), "--out", str(run), "--model", "fake", "--preset", "tiny", "--iters", "3", *common]) == 0

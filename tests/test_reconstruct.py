@@ -13,7 +13,6 @@ from motion4d.data.synthetic import make_dynamic_demo_scene
 from motion4d.data.transforms import load_transforms, scene_bounds
 from motion4d.export.m4d import ModelInfo, save_m4d
 from motion4d.export.ply import load_ply
-from motion4d.gaussians import registry
 from motion4d.gaussians.rotations import rotmat_to_quat
 from motion4d.metrics.motion import motion_amplitude
 from motion4d.optim.trainer4d import PRESETS, Trainer4D, preset
@@ -21,17 +20,12 @@ from motion4d.pipelines.export_run import covars_to_quats_scales
 from motion4d.pipelines.models import load_run_model
 from motion4d.render.projection import covariance_3d, quat_to_rotmat
 
-FAKE = registry.ModelEntry("fake", "fake4d.LinearMotionGaussians", "fake4d:LinearMotionGaussians", reconstruct=True)
+pytestmark = pytest.mark.usefixtures("fake_kind")  # model kind "fake" in every test here
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     return make_dynamic_demo_scene(tmp_path_factory.mktemp("dyn") / "data", n_train=4, n_test=1, n_frames=4, size=32)
-
-
-@pytest.fixture(autouse=True)
-def _fake_kind(monkeypatch):
-    monkeypatch.setitem(registry.MODELS, FAKE.format, FAKE)
 
 
 def _fake(n=200, seed=0):

@@ -23,7 +23,7 @@ REPORT_KEYS = {
                              "silhouette_errors", "coverage_alpha_l1"},
 }  # fmt: skip
 """report.json's keys as they were before the run folder became one mechanism."""
-pytestmark = pytest.mark.usefixtures("fake_model_kind")
+pytestmark = pytest.mark.usefixtures("fake_kind")
 
 
 def _to_old_layout(run, pipeline):
