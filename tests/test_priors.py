@@ -99,9 +99,6 @@ def reference_window_attention(mod: GridWindowAttention, x: torch.Tensor) -> tor
         for i in range(b):
             cells = x[i].reshape(v * t, n, d)[w].reshape(-1, d).double()
             q, k, val = (cells @ at.qkv.weight.double().T + at.qkv.bias.double()).chunk(3, -1)
-            rms = lambda z, norm: (z.view(-1, h, d // h) * torch.rsqrt(z.view(-1, h, d // h).pow(2).mean(-1, keepdim=True) + 1e-6)
-                                   * norm.weight.double()).reshape(-1, d)  # noqa: E731
-            q, k = rms(q, at.q_norm), rms(k, at.k_norm)
             heads = []
             for j in range(h):
                 s = slice(j * d // h, (j + 1) * d // h)
@@ -140,7 +137,7 @@ def test_sdpa_attention_masks_keys():
 @pytest.mark.parametrize("v,t,h,w", [(4, 8, 16, 16), (2, 3, 8, 12), (1, 1, 4, 4), (6, 4, 16, 8)])
 def test_model_output_shape_on_any_grid(v, t, h, w):
     model = randomise(tiny_model())
-    assert isinstance(model, Denoiser) and model.prediction_type == "v_prediction"
+    assert isinstance(model, Denoiser) and model.prediction_type == "sample"
     x = torch.randn(2, v, t, 4, h, w)
     out = model(x, torch.tensor([3, 900]), conditioning(2, v, t))
     assert out.shape == x.shape and torch.isfinite(out).all()
@@ -218,15 +215,21 @@ def test_conditioning_cat_and_dropping():
 
 
 def test_guidance_terms_compose_the_nested_scales():
-    ref = torch.zeros(1, 2, 3, 4, 4, 4)
-    with_ref = conditioning(1, 2, 3, reference=ref, kind="image")
-    weights = [w for w, _ in guidance_terms(with_ref, GuidanceScales(text=4.0, reference=1.5, motion=2.0))]
-    assert weights == [-0.5, -2.5, 2.0, 2.0] and sum(weights) == pytest.approx(1.0)
+    ref = torch.zeros(2, 2, 3, 4, 4, 4)
+    with_ref = conditioning(2, 2, 3, reference=ref, kind="image")
+    with_ref.motion_scale = torch.tensor([1.0, 2.0])
+    terms = guidance_terms(with_ref, GuidanceScales(text=4.0, reference=1.5, motion=2.0))
+    weights = torch.stack([w for w, _ in terms])  # [terms, B]; the motion scale multiplies the motion guidance
+    assert weights[:, 0].tolist() == [-0.5, -2.5, 2.0, 2.0] and weights[:, 1].tolist() == [-0.5, -2.5, 0.0, 4.0]
+    assert torch.allclose(weights.sum(0), torch.ones(2))
     plain = guidance_terms(conditioning(1, 2, 3), GuidanceScales(text=1.0, reference=1.0, motion=1.0))
-    assert len(plain) == 1 and plain[0][0] == 1.0
+    assert len(plain) == 1 and plain[0][0].tolist() == [1.0]
     no_ref = guidance_terms(conditioning(1, 2, 3), GuidanceScales(text=4.0, reference=1.5, motion=2.0))
-    assert [w for w, _ in no_ref] == [-3.0, 2.0, 2.0]
+    assert [w.item() for w, _ in no_ref] == [-3.0, 2.0, 2.0]
     assert not no_ref[0][1].text_mask.any() and no_ref[0][1].motion_scale.item() == 0.0
+    still = conditioning(1, 2, 3)
+    still.motion_scale = torch.zeros(1)  # motion scale 0: the static prediction, guided by the text alone
+    assert [w.item() for w, _ in guidance_terms(still, GuidanceScales(text=4.0, motion=2.0))] == [-3.0, 4.0]
 
 
 @pytest.mark.parametrize("scheduler", ["dpm++", "ddim", "ddpm"])

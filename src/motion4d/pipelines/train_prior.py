@@ -68,6 +68,10 @@ class PriorTrainConfig:
     """Klotski windows (views, frames) in cells, used in turn by the Klotski layers."""
     motion_tokens: int = 4
     """Motion tokens in the motion-enhancement cross-attention."""
+    prediction_type: str = "sample"
+    """What the model predicts: "sample" (the clean grid, x0), "v_prediction" or "epsilon"."""
+    snr_gamma: float = 5.0
+    """Clamp of the x0 loss weight ``min(SNR, snr_gamma) + 1`` (for prediction_type "sample")."""
     recipe: BatchRecipe = field(default_factory=BatchRecipe)
     """Views, frames, resolution, reference masks and condition dropout of the training grids."""
     steps: int = 10000
@@ -140,7 +144,7 @@ def build_model(config: PriorTrainConfig, text_dim: int) -> MultiViewVideoTransf
     return MultiViewVideoTransformer(
         in_channels=4, patch_size=config.patch_size, width=config.width, depth=config.depth, heads=config.heads,
         mlp_ratio=config.mlp_ratio, klotski_windows=[list(w) for w in config.klotski_windows], text_dim=text_dim,
-        motion_tokens=config.motion_tokens, text_encoder=config.text_encoder,
+        motion_tokens=config.motion_tokens, text_encoder=config.text_encoder, prediction_type=config.prediction_type,
     )  # fmt: skip
 
 
@@ -289,7 +293,7 @@ def train_prior(data: str | Path, out: str | Path, config: PriorTrainConfig | No
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         with accelerator.autocast():
-            loss = diffusion_loss(model, scheduler, x0.to(device), cond.to(device), gen)
+            loss = diffusion_loss(model, scheduler, x0.to(device), cond.to(device), gen, snr_gamma=config.snr_gamma)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()

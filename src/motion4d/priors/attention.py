@@ -58,7 +58,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, heads: int, mask: Tensor | None =
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention over groups of tokens ``[G, L, D]``, with RMS-normalised queries and keys."""
+    """Multi-head self-attention over groups of tokens ``[G, L, D]``."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -66,15 +66,10 @@ class SelfAttention(nn.Module):
             raise ValueError(f"width {dim} is not divisible by {heads} heads")
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)
-        self.q_norm = nn.RMSNorm(dim // heads, eps=1e-6)
-        self.k_norm = nn.RMSNorm(dim // heads, eps=1e-6)
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
         q, k, v = self.qkv(x).chunk(3, dim=-1)
-        hd = q.shape[-1] // self.heads
-        q = self.q_norm(q.unflatten(-1, (self.heads, hd))).flatten(-2)
-        k = self.k_norm(k.unflatten(-1, (self.heads, hd))).flatten(-2)
         return self.out(attention(q, k, v, self.heads))
 
 
@@ -96,12 +91,16 @@ class GridWindowAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``x [B, V, T, N, D]`` → the same shape."""
         b, nv, nt, n, d = x.shape
-        idx = cell_windows(nv, nt, self.window, self.shift).to(x.device)
+        idx = cell_windows(nv, nt, self.window, self.shift)
         nw, s = idx.shape
-        groups = x.reshape(b, nv * nt, n, d)[:, idx.flatten()].reshape(b * nw, s * n, d)
-        out = self.attn(groups).reshape(b, nw * s, n, d)
-        inverse = torch.argsort(idx.flatten())
-        return out[:, inverse].reshape(b, nv, nt, n, d)
+        in_order = bool((idx.flatten() == torch.arange(nv * nt)).all())  # spatial and frame windows: a reshape
+        cells = x.reshape(b, nv * nt, n, d)
+        if not in_order:
+            cells = cells[:, idx.flatten().to(x.device)]
+        out = self.attn(cells.reshape(b * nw, s * n, d)).reshape(b, nw * s, n, d)
+        if not in_order:
+            out = out[:, torch.argsort(idx.flatten()).to(x.device)]
+        return out.reshape(b, nv, nt, n, d)
 
 
 class CrossAttention(nn.Module):

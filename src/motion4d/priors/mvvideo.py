@@ -12,8 +12,9 @@ Input and output are grids ``[B, V, T, C, H, W]``; each image is cut into ``p ×
 
 with adaLN-Zero modulation per *cell* from the timestep, pooled text, motion scale, the view's camera and the
 frame's time (so every view can have any azimuth / elevation). Reference conditioning: the clean reference
-cells and their mask are extra input channels (``2C + 1`` per pixel). The output is the v-prediction
-(``prediction_type`` in the config) for every cell.
+cells and their mask are extra input channels (``2C + 1`` per pixel). The output, for every cell, is what
+``prediction_type`` in the config says: by default the clean grid x0 ("sample"), which a token can carry
+when its patch (4 · p² numbers) is wider than the model, where noise or v cannot (JiT, Li & He 2025).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class GridBlock(nn.Module):
         self.cross = CrossAttention(dim, heads)
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
         self.ada = nn.Linear(dim, 6 * dim)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
@@ -92,13 +93,13 @@ class GridBlock(nn.Module):
     def forward(self, h: Tensor, cond: Tensor, context: Tensor, context_mask: Tensor) -> Tensor:
         """``h [B, V, T, N, D]``, ``cond [B, V, T, D]`` (activated), ``context [B, K, D]``, ``context_mask [B, K]``."""
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(cond).unsqueeze(3).chunk(6, dim=-1)
-        h = h + gate1 * self.attn(self.norm1(h) * (1 + scale1) + shift1)
+        h = torch.addcmul(h, gate1, self.attn(torch.addcmul(shift1, self.norm1(h), 1 + scale1)))
         h = h + self.cross(self.norm2(h), context, context_mask)
-        return h + gate2 * self.mlp(self.norm3(h) * (1 + scale2) + shift2)
+        return torch.addcmul(h, gate2, self.mlp(torch.addcmul(shift2, self.norm3(h), 1 + scale2)))
 
 
 class MultiViewVideoTransformer(ModelMixin, ConfigMixin):
-    """The denoiser ``(x_t [B,V,T,C,H,W], timesteps [B], Conditioning) → v-prediction [B,V,T,C,H,W]``.
+    """The denoiser ``(x_t [B,V,T,C,H,W], timesteps [B], Conditioning) → prediction [B,V,T,C,H,W]``.
 
     Works for any V, T and any H, W divisible by ``patch_size`` (windows are fitted to the grid).
     """
@@ -120,7 +121,7 @@ class MultiViewVideoTransformer(ModelMixin, ConfigMixin):
         motion_tokens: int = 4,
         num_train_timesteps: int = 1000,
         beta_schedule: str = "squaredcos_cap_v2",
-        prediction_type: str = "v_prediction",
+        prediction_type: str = "sample",
         clip_sample: bool = True,
         text_encoder: str = "bundled:all-MiniLM-L6-v2",
     ) -> None:
@@ -174,7 +175,7 @@ class MultiViewVideoTransformer(ModelMixin, ConfigMixin):
         return context, torch.cat([cond.text_mask.to(text.device).bool(), always], dim=1)
 
     def forward(self, x_t: Tensor, timesteps: Tensor, cond: Conditioning) -> Tensor:
-        """``x_t [B,V,T,C,H,W]``, ``timesteps [B]`` (or a scalar), ``cond`` → v-prediction ``[B,V,T,C,H,W]``."""
+        """``x_t [B,V,T,C,H,W]``, ``timesteps [B]`` (or a scalar), ``cond`` → prediction ``[B,V,T,C,H,W]``."""
         cond.check(x_t)
         b, nv, nt, c, h, w = x_t.shape
         p = self.config.patch_size
@@ -200,7 +201,7 @@ class MultiViewVideoTransformer(ModelMixin, ConfigMixin):
         for block in self.blocks:
             tokens = block(tokens, cond_vec, context, context_mask)
         shift, scale = self.ada_out(cond_vec).unsqueeze(3).chunk(2, dim=-1)
-        out = self.patch_out(self.norm_out(tokens) * (1 + scale) + shift)
+        out = self.patch_out(torch.addcmul(shift, self.norm_out(tokens), 1 + scale))
         return unpatchify(out, p, c, h, w).to(x_t.dtype)
 
 

@@ -7,7 +7,10 @@ Classifier-free guidance composes four predictions, each condition added on the 
 
 that is ``Σ w_i p_i`` with ``w = (1 − s_ref, s_ref − s_text, s_text − s_motion, s_motion)``; predictions whose
 weight is 0 are not computed, and without reference cells the first two are one. All scales 1 is the plain
-conditional prediction. The reference cells are put back clean before every denoiser call and at the end.
+conditional prediction. The motion condition's null is a *static* clip (see :mod:`motion4d.priors.training`),
+and ``s_motion`` is the guidance scale times each sample's ``motion_scale``: the motion-amplitude enhancement
+acts through the motion tokens' amplitude and through the guidance (0 asks for no motion, 2 for more than
+the data's). The reference cells are put back clean before every denoiser call and at the end.
 """
 
 from __future__ import annotations
@@ -55,17 +58,20 @@ def make_scheduler(denoiser: Denoiser, kind: str = "dpm++"):
     raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {kind!r}")
 
 
-def guidance_terms(cond: Conditioning, scales: GuidanceScales) -> list[tuple[float, Conditioning]]:
-    """The ``(weight, conditioning)`` pairs whose weighted sum of predictions is the guided prediction."""
+def guidance_terms(cond: Conditioning, scales: GuidanceScales) -> list[tuple[Tensor, Conditioning]]:
+    """The ``(weights [B], conditioning)`` pairs whose weighted sum of predictions is the guided prediction."""
+    s_motion = scales.motion * cond.motion_scale.float()
+    s_text = torch.full_like(s_motion, scales.text)
+    s_ref = torch.full_like(s_motion, scales.reference)
     levels = [
-        (1.0 - scales.reference, cond.dropped(text=True, reference=True, motion=True)),
-        (scales.reference - scales.text, cond.dropped(text=True, motion=True)),
-        (scales.text - scales.motion, cond.dropped(motion=True)),
-        (scales.motion, cond),
+        (1.0 - s_ref, cond.dropped(text=True, reference=True, motion=True)),
+        (s_ref - s_text, cond.dropped(text=True, motion=True)),
+        (s_text - s_motion, cond.dropped(motion=True)),
+        (s_motion, cond),
     ]
     if cond.reference_mask is None or not bool(cond.reference_mask.any()):
         levels = [(levels[0][0] + levels[1][0], levels[0][1])] + levels[2:]
-    return [(w, c) for w, c in levels if w != 0.0]
+    return [(w, c) for w, c in levels if bool(w.ne(0).any())]
 
 
 def guided_prediction(denoiser: Denoiser, x_t: Tensor, t: Tensor, cond: Conditioning, scales: GuidanceScales) -> Tensor:
@@ -75,7 +81,7 @@ def guided_prediction(denoiser: Denoiser, x_t: Tensor, t: Tensor, cond: Conditio
     batch_cond = Conditioning.cat([c for _, c in terms])
     timesteps = torch.as_tensor(t, device=x_t.device).reshape(1).expand(b * len(terms))
     out = denoiser(x_t.repeat(len(terms), 1, 1, 1, 1, 1), timesteps, batch_cond).split(b)
-    return sum(w * o for (w, _), o in zip(terms, out))
+    return sum(w.to(o).view(b, 1, 1, 1, 1, 1) * o for (w, _), o in zip(terms, out))
 
 
 @torch.no_grad()

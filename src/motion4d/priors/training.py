@@ -99,21 +99,33 @@ def make_batch(
     return x0, cond.dropped(text=drop_text, motion=torch.tensor(static))
 
 
-def diffusion_loss(denoiser: Denoiser, scheduler, x0: Tensor, cond: Conditioning, generator: torch.Generator) -> Tensor:
-    """Mean squared error of the denoiser's prediction (epsilon or v, as its ``prediction_type``) over the cells
-    not given as reference, at uniformly drawn timesteps; ``scheduler`` is a diffusers DDPM scheduler."""
+def diffusion_loss(denoiser: Denoiser, scheduler, x0: Tensor, cond: Conditioning, generator: torch.Generator,
+                   *, snr_gamma: float = 5.0) -> Tensor:  # fmt: skip
+    """Weighted squared error of the denoiser's prediction over the cells not given as reference, at uniformly
+    drawn timesteps; ``scheduler`` is a diffusers DDPM scheduler whose ``prediction_type`` says what the
+    denoiser predicts. "epsilon" and "v_prediction" are plain MSE on their targets; "sample" (the clean grid,
+    which large pixel patches can represent where noise cannot) is weighted ``min(SNR, snr_gamma) + 1``, the
+    v-loss (``SNR + 1`` times the x0 error) with its low-noise end clamped."""
     b = x0.shape[0]
     t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0)
     x_t = cond.apply_reference(scheduler.add_noise(x0, noise, t))
     pred = denoiser(x_t, t, cond)
-    kind = denoiser.prediction_type
-    target = {"epsilon": noise, "sample": x0}.get(kind)
-    if target is None:
+    kind = scheduler.config.prediction_type
+    weight = torch.ones(b, device=x0.device)
+    if kind == "epsilon":
+        target = noise
+    elif kind == "v_prediction":
         target = scheduler.get_velocity(x0, noise, t)
-    free = (~cond.given(x0)).to(x0.dtype)[..., None, None, None]
-    per_cell = ((pred.float() - target.float()) ** 2).mean(dim=(-3, -2, -1), keepdim=True)
-    return (per_cell * free).sum() / free.sum().clamp_min(1.0)
+    elif kind == "sample":
+        target = x0
+        abar = scheduler.alphas_cumprod.to(x0.device)[t].float()
+        weight = (abar / (1.0 - abar)).clamp(max=snr_gamma) + 1.0
+    else:
+        raise ValueError(f"prediction type must be epsilon, v_prediction or sample, got {kind!r}")
+    free = (~cond.given(x0)).float() * weight[:, None, None]
+    per_cell = ((pred.float() - target.float()) ** 2).mean(dim=(-3, -2, -1))
+    return (per_cell * free).sum() / (~cond.given(x0)).sum().clamp_min(1)
 
 
 class EMA:
