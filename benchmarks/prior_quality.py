@@ -1,6 +1,7 @@
 """Quality of a trained prior on a dataset's held-out samples, measured on the model directly.
 
     python benchmarks/prior_quality.py --model RUN/model --data DATA --out RESULTS [--n 8] [--steps 20]
+    python benchmarks/prior_quality.py --model RUN --data DATA --out RESULTS   # a run's checkpoint, while it trains
 
 - ``denoise_psnr``: PSNR (RGB over white) of the model's one-step clean-grid estimate at timesteps 250 / 500 /
   750, from the text and cameras alone (no reference cell): how well it denoises text → 4D grids;
@@ -14,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import imageio.v3 as iio
 import torch
 
 from motion4d.data.synth_packed import SynthShards
+from motion4d.pipelines.train_prior import checkpoint_model
 from motion4d.priors.conditioning import Conditioning, reference_mask
 from motion4d.priors.grid import contact_sheet, grid_to_rgba, rgba_to_grid
 from motion4d.priors.mvvideo import load_denoiser
@@ -53,12 +56,9 @@ def held_out_batch(data: Path, n: int, views: int, frames: int, text: TextEncode
     ti = frame_indices(picks[0].images.shape[1], frames)
     x0 = torch.stack([rgba_to_grid(s.images[:views][:, ti]) for s in picks])
     emb = text.encode([s.record["caption"] for s in picks])
-    cam = lambda key: torch.stack([getattr(s, key)[:views] for s in picks]).float()  # noqa: E731
-    cond = Conditioning(
-        text_tokens=emb.tokens, text_mask=emb.mask, text_pooled=emb.pooled, azimuth_deg=cam("azimuth_deg"),
-        elevation_deg=cam("elevation_deg"), radius=cam("radius"), times=picks[0].times[ti].expand(len(picks), -1),
-        motion_scale=torch.ones(len(picks)), reference=x0, reference_mask=torch.zeros(x0.shape[:3], dtype=torch.bool),
-    )  # fmt: skip
+    cam = lambda key: torch.stack([getattr(s, key)[:views] for s in picks])  # noqa: E731
+    cond = Conditioning.create(emb, cam("azimuth_deg"), cam("elevation_deg"), cam("radius"), picks[0].times[ti],
+                               reference=x0, reference_mask=reference_mask("none", views, frames))  # fmt: skip
     return x0, cond
 
 
@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    model = load_denoiser(args.model).eval()
+    model = checkpoint_model(args.model) if (args.model / "checkpoint.safetensors").is_file() else load_denoiser(args.model).eval()
     text = TextEncoder.from_pretrained(model.config.text_encoder)
     x0, cond = held_out_batch(args.data, args.n, args.views, args.frames, text)
     from diffusers import DDPMScheduler
@@ -90,7 +90,7 @@ def main() -> None:
             result["denoise_psnr"][str(t)] = psnr(clean_estimate(model, x_t, t, pred, abar), x0)
     for kind in ("none", "video", "static"):
         mask = reference_mask(kind, args.views, args.frames).expand(x0.shape[0], -1, -1)
-        c = Conditioning(**{**cond.__dict__, "reference_mask": mask.clone()})
+        c = replace(cond, reference_mask=mask.clone())
         t0 = time.perf_counter()
         out = sample_grid(model, c, tuple(x0.shape[1:]), steps=args.steps, guidance=GuidanceScales(), seed=args.seed, progress=False)
         result["seconds"][kind] = time.perf_counter() - t0

@@ -260,3 +260,15 @@ def test_rgba_grid_round_trip_and_sheet():
     assert torch.allclose(back[..., :3][visible], (rgba[..., :3].float() / 255)[visible], atol=1e-4)
     sheet = contact_sheet(back.reshape(1, 1, 2, 3, 5, 4))
     assert sheet.shape == (2 + 3 + 2, 2 * (5 + 2) + 2, 3) and sheet.dtype == torch.uint8
+
+
+def test_conditioning_from_text_embeddings_broadcasts_cameras_and_times():
+    from motion4d.priors.text_encoder import TextEmbeddings
+
+    emb = TextEmbeddings.stack([(torch.randn(3, 384), torch.randn(384)), (torch.randn(5, 384), torch.randn(384))])
+    cond = Conditioning.create(emb, torch.tensor([0.0, 90.0, 180.0]), torch.tensor([20.0, 20.0, 20.0]), 3.0,
+                               torch.linspace(0, 1, 4), motion_scale=2.0, reference=torch.zeros(2, 3, 4, 4, 8, 8),
+                               reference_mask=reference_mask("image", 3, 4))  # fmt: skip
+    cond.check(torch.zeros(2, 3, 4, 4, 8, 8))
+    assert cond.radius.shape == (2, 3) and cond.radius.eq(3.0).all() and cond.motion_scale.tolist() == [2.0, 2.0]
+    assert cond.reference_mask.sum().item() == 2 and cond.text_mask.sum(1).tolist() == [3, 5]

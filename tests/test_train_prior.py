@@ -10,7 +10,9 @@ from diffusers import DDPMScheduler
 from motion4d.data.synth_packed import SynthShards
 from motion4d.errors import DataError
 from motion4d.pipelines.dataset_synth import SynthConfig, dataset_synth
-from motion4d.pipelines.train_prior import PRESETS, PriorTrainConfig, config_from_json, config_to_json, learning_rate, train_prior
+from motion4d.pipelines.train_prior import (
+    PRESETS, PriorTrainConfig, checkpoint_model, config_from_json, config_to_json, learning_rate, train_prior,
+)  # fmt: skip
 from motion4d.priors.checkpoint import load_training_state, save_training_state
 from motion4d.priors.mvvideo import MultiViewVideoTransformer, load_denoiser
 from motion4d.priors.text_encoder import TextEncoder
@@ -126,6 +128,8 @@ def test_two_step_training_run_writes_its_run_folder(trained):
     assert [p.name for p in (run / "samples").iterdir()] == ["step_000002.png"]
     model = load_denoiser(trained.model_dir)
     assert model.dtype == torch.float32 and model.config.width == 32
+    live = checkpoint_model(run)  # the checkpoint's EMA weights: the same fp16 values as the final model's
+    assert all(torch.equal(a, b) for a, b in zip(live.state_dict().values(), model.state_dict().values()))
 
 
 def test_resume_continues_and_refuses_other_models(trained, data, tmp_path):

@@ -171,16 +171,37 @@ def _resolve_config(run: Path, config: PriorTrainConfig | None, resume: bool) ->
         return config or PRESETS["default"]
     if not saved_path.is_file():
         return config or PRESETS["default"]
-    try:
-        saved = config_from_json(json.loads(saved_path.read_text())["config"], saved_path)
-    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as exc:
-        raise DataError(f"{saved_path}: not a prior training config ({exc})") from None
+    saved = load_run_config(run)
     if config is None:
         return saved
     changed = [f.name for f in fields(PriorTrainConfig) if f.name not in BOOKKEEPING and getattr(config, f.name) != getattr(saved, f.name)]
     if changed:
         raise ValueError(f"config: {', '.join(changed)} differ from the run's {saved_path} (only {', '.join(BOOKKEEPING)} may change on resume)")
     return config
+
+
+def load_run_config(run: str | Path) -> PriorTrainConfig:
+    """The resolved config saved in ``run/config.json`` (:class:`DataError` naming it if missing or damaged)."""
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (is {run} a train-prior run folder?)")
+    try:
+        return config_from_json(json.loads(path.read_text())["config"], path)
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a prior training config ({exc})") from None
+
+
+def checkpoint_model(run: str | Path) -> MultiViewVideoTransformer:
+    """The EMA model of a run's current checkpoint (to look at a run while it trains), float32, eval mode."""
+    run = Path(run)
+    config = load_run_config(run)
+    state = load_training_state(run / CHECKPOINT_FILE)
+    model = build_model(config, text_dim=state.ema["text_pooled.0.weight"].shape[1])
+    try:
+        model.load_state_dict(state.ema)
+    except RuntimeError as exc:
+        raise DataError(f"{run / CHECKPOINT_FILE}: does not fit {run / CONFIG_FILE} ({' '.join(str(exc).split())[:200]})") from None
+    return model.eval()
 
 
 def learning_rate(config: PriorTrainConfig, step: int) -> float:
@@ -205,14 +226,10 @@ def _sheet_conditioning(train: SynthShards, held_out: SynthShards | None, text: 
     if grids.shape[-1] != r.resolution:
         grids = torch.nn.functional.interpolate(grids.flatten(0, 2), size=r.resolution, mode="area").unflatten(0, grids.shape[:3])
     emb = text.encode([s.record["caption"] for s in picks])
-    n = len(picks)
-    cam = lambda key: torch.stack([getattr(s, key)[: r.views] for s in picks]).float()  # noqa: E731
-    cond = Conditioning(
-        text_tokens=emb.tokens, text_mask=emb.mask, text_pooled=emb.pooled, azimuth_deg=cam("azimuth_deg"),
-        elevation_deg=cam("elevation_deg"), radius=cam("radius"), times=picks[0].times[ti].float().expand(n, -1),
-        motion_scale=torch.ones(n), reference=grids, reference_mask=torch.zeros(n, r.views, r.frames, dtype=torch.bool),
-    )  # fmt: skip
-    video = replace(cond, reference_mask=reference_mask("video", r.views, r.frames).expand(n, -1, -1))
+    cam = lambda key: torch.stack([getattr(s, key)[: r.views] for s in picks])  # noqa: E731
+    cond = Conditioning.create(emb, cam("azimuth_deg"), cam("elevation_deg"), cam("radius"), picks[0].times[ti],
+                               reference=grids, reference_mask=reference_mask("none", r.views, r.frames))  # fmt: skip
+    video = replace(cond, reference_mask=reference_mask("video", r.views, r.frames).expand(len(picks), -1, -1))
     return torch.cat([grids, grids]), Conditioning.cat([cond, video])
 
 
@@ -319,5 +336,6 @@ def train_prior(data: str | Path, out: str | Path, config: PriorTrainConfig | No
     if main:
         final = ema_model()
         _write_sheet(run / SAMPLES_FOLDER / f"step_{config.steps:06d}.png", final, sheet_truth, sheet_cond, config, device)
-        final.to(getattr(torch, config.export_dtype)).save_pretrained(str(model_dir))
+        # nn.Module.to: diffusers' ModelMixin.to warns of fp32-kept modules even when there are none.
+        torch.nn.Module.to(final, getattr(torch, config.export_dtype)).save_pretrained(str(model_dir))
     return PriorTrainResult(run, model_dir, config.steps, last, time.perf_counter() - t_start)

@@ -64,6 +64,24 @@ class Conditioning:
     reference_mask: Tensor | None = None
     """[B, V, T] bool, True where the cell is given clean (None: nothing given)."""
 
+    @classmethod
+    def create(
+        cls, text, azimuth_deg: Tensor, elevation_deg: Tensor, radius: Tensor | float, times: Tensor, *,
+        motion_scale: Tensor | float = 1.0, reference: Tensor | None = None, reference_mask: Tensor | None = None,
+    ) -> Conditioning:  # fmt: skip
+        """Conditioning of B prompts from ``text`` (a :class:`~motion4d.priors.text_encoder.TextEmbeddings`),
+        cameras ``[V]`` (the same for every sample) or ``[B, V]``, ``radius`` also a float, frame ``times`` ``[T]``
+        or ``[B, T]``, ``motion_scale`` a float or ``[B]``, ``reference_mask`` ``[V, T]`` or ``[B, V, T]``."""
+        b = text.pooled.shape[0]
+        az = _batched(azimuth_deg, b)
+        mask = None if reference_mask is None else reference_mask.bool().expand(b, *reference_mask.shape[-2:]).clone()
+        return cls(
+            text_tokens=text.tokens, text_mask=text.mask, text_pooled=text.pooled, azimuth_deg=az,
+            elevation_deg=_batched(elevation_deg, b).expand_as(az).clone(), radius=_batched(radius, b).expand_as(az).clone(),
+            times=_batched(times, b), motion_scale=torch.as_tensor(motion_scale, dtype=torch.float32).expand(b).clone(),
+            reference=reference, reference_mask=mask,
+        )  # fmt: skip
+
     @property
     def batch_size(self) -> int:
         return int(self.motion_scale.shape[0])
@@ -140,6 +158,12 @@ class Conditioning:
                     raise ValueError(f"conditioning {f.name}: some batches have it and some do not")
                 out[f.name] = None if values[0] is None else torch.cat(values)
         return Conditioning(**out)
+
+
+def _batched(x: Tensor | float, b: int) -> Tensor:
+    """``[N]`` (or a float) → ``[B, N]`` (or ``[B, 1]``) float32; ``[B, N]`` passes through (copied)."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    return (x.reshape(1, -1).expand(b, -1) if x.dim() < 2 else x).clone()
 
 
 def _to(value: Tensor | None, device: torch.device | str) -> Tensor | None:

@@ -88,14 +88,8 @@ def make_batch(
     x0 = torch.stack(grids).contiguous()
     cams = torch.stack(cams).float()
     emb = text.encode([s.record["caption"] for s in samples])
-    b = len(samples)
-    cond = Conditioning(
-        text_tokens=emb.tokens, text_mask=emb.mask, text_pooled=emb.pooled,
-        azimuth_deg=cams[:, 0], elevation_deg=cams[:, 1], radius=cams[:, 2],
-        times=times.float().expand(b, -1).contiguous(), motion_scale=torch.ones(b),
-        reference=x0, reference_mask=torch.stack(masks),
-    )  # fmt: skip
-    drop_text = torch.rand(b, generator=generator) < recipe.p_drop_text
+    cond = Conditioning.create(emb, cams[:, 0], cams[:, 1], cams[:, 2], times, reference=x0, reference_mask=torch.stack(masks))
+    drop_text = torch.rand(len(samples), generator=generator) < recipe.p_drop_text
     return x0, cond.dropped(text=drop_text, motion=torch.tensor(static))
 
 
