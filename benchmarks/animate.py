@@ -49,13 +49,14 @@ def vertex_errors(asset: Path, run: Path, driving: Path) -> dict[str, float]:
     ``vertex_error_pct``), all in % of the gt diagonal."""
     from motion4d.data.gltf import load_gltf
     from motion4d.data.transforms import read_asset_to_world
+    from motion4d.metrics.geometry import bbox_diagonal, nearest_vertex_error_pct, per_vertex_error, shape_oracle_error, surface_chamfer
 
     src, out = load_gltf(asset), load_gltf(run / "animation.glb")
     a2w = read_asset_to_world(driving)
     a2w = np.eye(4) if a2w is None else a2w
     gt = np.load(driving / "gt_vertices.npz")
     times, gv = gt["times"].astype(np.float64), gt["vertices"].astype(np.float64)
-    diag = float(np.linalg.norm(gv.reshape(-1, 3).max(0) - gv.reshape(-1, 3).min(0)))
+    diag = bbox_diagonal(gv)
     # what Blender rendered: its frames at 24 fps, and possibly only some animations (its importer makes one
     # the active action); pick the subset whose vertices match gt_vertices.npz best
     src_times = gt["frames"].astype(np.float64) / 24.0 if "frames" in gt else times * src.duration
@@ -64,7 +65,7 @@ def vertex_errors(asset: Path, run: Path, driving: Path) -> dict[str, float]:
     for subset in [None] + [[i] for i in range(min(src.num_animations, 4))]:
         truth = src.vertices_at(src_times, animations=subset).astype(np.float64)
         world = truth @ a2w[:3, :3].T + a2w[:3, 3]
-        err = np.mean([float(np.min(np.linalg.norm(w[:, None] - g[None], axis=-1), axis=1).mean()) for w, g in zip(world, gv)])
+        err = nearest_vertex_error_pct(world, gv)
         if best is None or err < best[0] - 1e-9:
             best = (err, truth)
     truth = best[1]
@@ -72,43 +73,16 @@ def vertex_errors(asset: Path, run: Path, driving: Path) -> dict[str, float]:
     if np.abs(src.mesh.vertices[match] - out.mesh.vertices).max() > 1e-4 * diag:
         raise RuntimeError(f"{run}: exported rest pose does not match {asset}")
     moved = out.vertices_at(times * out.duration)
-    err = float(np.linalg.norm(moved - truth[:, match], axis=-1).mean()) * scale
-    rest = float(np.linalg.norm(out.mesh.vertices[None] - truth[:, match], axis=-1).mean()) * scale
+    err = per_vertex_error(moved, truth[:, match]) * scale
+    rest = per_vertex_error(out.mesh.vertices, truth[:, match]) * scale
     rest_world = out.mesh.vertices @ a2w[:3, :3].T + a2w[:3, 3]
-    nn_rest = np.mean([float(np.min(np.linalg.norm(rest_world[:, None] - g[None], axis=-1), axis=1).mean()) for g in gv])
+    nn_rest_pct = nearest_vertex_error_pct(np.broadcast_to(rest_world, gv.shape[:1] + rest_world.shape), gv)
     shape = shape_oracle_error(src.mesh.vertices[match].astype(np.float64), src.mesh.faces, truth, match) * scale
     chamfer = np.mean([surface_chamfer(m, out.mesh.faces, tr, src.mesh.faces, seed=t) for t, (m, tr) in enumerate(zip(moved, truth))]) * scale
     chamfer_rest = np.mean([surface_chamfer(out.mesh.vertices, out.mesh.faces, tr, src.mesh.faces, seed=t) for t, tr in enumerate(truth)]) * scale
     pct = lambda x: float(100 * x / diag)  # noqa: E731
-    return {"per_vertex_error_pct": pct(err), "rest_error_pct": pct(rest), "shape_oracle_pct": pct(shape), "nn_rest_pct": pct(nn_rest),
+    return {"per_vertex_error_pct": pct(err), "rest_error_pct": pct(rest), "shape_oracle_pct": pct(shape), "nn_rest_pct": nn_rest_pct,
             "chamfer_pct": pct(chamfer), "chamfer_rest_pct": pct(chamfer_rest)}  # fmt: skip
-
-
-def surface_chamfer(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray, *, samples: int = 100_000, seed: int = 0) -> float:
-    """Symmetric chamfer distance between two triangle surfaces: the mean over both directions of the
-    distance from area-uniform samples of one to the nearest sample of the other."""
-    import trimesh
-    from scipy.spatial import cKDTree
-
-    a, _ = trimesh.sample.sample_surface(trimesh.Trimesh(va, fa, process=False), samples, seed=seed)
-    b, _ = trimesh.sample.sample_surface(trimesh.Trimesh(vb, fb, process=False), samples, seed=seed + 10_000)
-    return 0.5 * float(cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean())
-
-
-def shape_oracle_error(rest: np.ndarray, faces: np.ndarray, truth: np.ndarray, match: np.ndarray, samples: int = 200_000) -> float:
-    """Mean per-vertex error of moving each ``rest [V,3]`` vertex to the nearest point of the true surface
-    (``truth [T,V',3]`` on ``faces``) at each frame, against its true position ``truth[:, match]``."""
-    import trimesh
-    from scipy.spatial import cKDTree
-
-    errs = []
-    for t in range(truth.shape[0]):
-        surface = trimesh.Trimesh(truth[t], faces, process=False)
-        pts, _ = trimesh.sample.sample_surface(surface, samples, seed=t)
-        pts = np.concatenate([pts, truth[t]])
-        _, idx = cKDTree(pts).query(rest)
-        errs.append(float(np.linalg.norm(pts[idx] - truth[t, match], axis=-1).mean()))
-    return float(np.mean(errs))
 
 
 def run_one(root: Path, name: str, out: Path, args) -> dict:

@@ -28,11 +28,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from motion4d.atomic import atomic_path
 from motion4d.data.gltf import load_gltf
 from motion4d.data.transforms import read_asset_to_world
+from motion4d.metrics.geometry import bbox_diagonal, nearest_distances
 
 log = logging.getLogger("gltf_check")
 
@@ -41,14 +41,6 @@ BLENDER_FPS = 24.0
 STRAY = 0.01
 """Blender vertices farther than this fraction of the diagonal from every evaluated vertex in every frame are
 counted as ``stray`` (not part of the asset) and left out of the nearest-neighbour statistics."""
-
-
-def nn_distances(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest-neighbour distances of ``a [N,3]`` to ``b [M,3]`` ([N]) and of ``b`` to ``a`` ([M])."""
-    ta, tb = torch.from_numpy(a).double(), torch.from_numpy(b).double()
-    ab = torch.cat([torch.cdist(ta[i : i + chunk], tb).min(1).values for i in range(0, len(ta), chunk)])
-    ba = torch.cat([torch.cdist(tb[i : i + chunk], ta).min(1).values for i in range(0, len(tb), chunk)])
-    return ab.numpy(), ba.numpy()
 
 
 def to_world(points: np.ndarray, asset_to_world: np.ndarray) -> np.ndarray:
@@ -60,10 +52,9 @@ def compare(ours: np.ndarray, gt: np.ndarray, rest: np.ndarray, diag: float) -> 
     """Distances (% of ``diag``) between ``ours [T,V,3]`` and ``gt [T,V',3]``; ``rest [V,3]`` as a baseline."""
     fwd, bwd, rest_nn = [], [], []
     for o, g in zip(ours, gt):
-        ab, ba = nn_distances(o, g)
-        fwd.append(ab)
-        bwd.append(ba)
-        rest_nn.append(np.concatenate(nn_distances(rest, g)).mean())
+        fwd.append(nearest_distances(o, g))
+        bwd.append(nearest_distances(g, o))
+        rest_nn.append(np.concatenate([nearest_distances(rest, g), nearest_distances(g, rest)]).mean())
     fwd, bwd = np.stack(fwd), np.stack(bwd)
     stray = (bwd > STRAY * diag).all(0)  # Blender vertices far from the asset in every frame: another object
     sym = np.concatenate([fwd, bwd[:, ~stray]], axis=1)
@@ -93,7 +84,7 @@ def main() -> int:
         npz = np.load(root / "multiview" / name / "gt_vertices.npz")
         gt, t01 = npz["vertices"].astype(np.float64), npz["times"].astype(np.float64)
         frames_s = npz["frames"] / BLENDER_FPS if "frames" in npz else t01 * asset.duration
-        diag = float(np.linalg.norm(gt.reshape(-1, 3).max(0) - gt.reshape(-1, 3).min(0)))
+        diag = bbox_diagonal(gt)
         rest = to_world(asset.mesh.vertices, a2w)
         variants = {"all anims, t x duration": (t01 * asset.duration, None), "all anims, Blender frames": (frames_s, None),
                     "first anim, Blender frames": (frames_s, [0])}  # fmt: skip

@@ -49,16 +49,6 @@ def node_json(script: str, *args: str) -> dict:
     return json.loads(p.stdout)
 
 
-def trajectory_deviation(theirs: np.ndarray, ours: np.ndarray) -> np.ndarray:
-    """[T,V'] distance of each of ``theirs [T,V',3]`` vertices to the vertex of ``ours [T,V,3]`` whose
-    whole trajectory is nearest (vertices can coincide at some times and part later; viewers may repeat
-    shared vertices once per primitive)."""
-    from scipy.spatial import cKDTree
-
-    match = cKDTree(ours.transpose(1, 0, 2).reshape(ours.shape[1], -1)).query(theirs.transpose(1, 0, 2).reshape(theirs.shape[1], -1))[1]
-    return np.linalg.norm(theirs - ours[:, match], axis=-1)
-
-
 def blender_vertices(python: str, path: Path, times: np.ndarray) -> np.ndarray:
     """[T,V,3] Blender's vertices of ``path`` at ``times`` (via ``viewers/blender_play.py`` under ``python``)."""
     import tempfile
@@ -73,6 +63,7 @@ def blender_vertices(python: str, path: Path, times: np.ndarray) -> np.ndarray:
 
 def check(path: Path, n_times: int, blender_python: str | None = None) -> dict:
     from motion4d.data.gltf import load_gltf
+    from motion4d.metrics.geometry import trajectory_deviation
 
     report = node_json("validate.mjs", str(path))
     ours_asset = load_gltf(path)

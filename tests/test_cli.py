@@ -13,7 +13,7 @@ from motion4d.cli import main
 from motion4d.data.transforms import load_transforms
 from motion4d.export.ply import load_ply
 from motion4d.gaussians import Gaussians3D
-from motion4d.optim.losses import psnr
+from motion4d.metrics.image import psnr
 
 FIT = ["--preset", "tiny", "--iters", "60", "--no-progress"]
 

@@ -110,9 +110,9 @@ def test_dataset_from_gltf_cli(tmp_path, capsys):
 
 
 def test_cameras_look_at_the_origin():
-    from motion4d.pipelines.dataset_gltf import camera_positions
+    from motion4d.render.cameras import ring_positions
 
-    pos = camera_positions(6, (-10.0, 40.0), 3.0)
+    pos = ring_positions(6, (-10.0, 40.0), 3.0).numpy()
     assert np.allclose(np.linalg.norm(pos, axis=1), 3.0)
     vm = look_at(torch.from_numpy(pos).float(), torch.zeros(6, 3)).numpy()
     K = intrinsics_from_fov(40.0, 32, 32).numpy()

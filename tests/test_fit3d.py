@@ -9,7 +9,7 @@ import torch
 
 from motion4d.gaussians import Gaussians3D
 from motion4d.optim.checkpoint import list_checkpoints, load_checkpoint
-from motion4d.optim.evaluation import evaluate_views
+from motion4d.metrics.views import evaluate_views
 from motion4d.render.frame import render_frame
 from motion4d.optim.trainer3d import PRESETS, Fit3DConfig, Trainer3D, preset
 from motion4d.render.cameras import intrinsics_from_fov, orbit_viewmats

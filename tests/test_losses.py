@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from motion4d.optim.losses import SilhouetteTarget, gaussian_window, l1_loss, psnr, silhouette_chamfer, ssim
+from motion4d.metrics.image import gaussian_window, psnr, ssim
+from motion4d.optim.losses import SilhouetteTarget, l1_loss, silhouette_chamfer
 
 
 def _ssim_reference(a: np.ndarray, b: np.ndarray, padding: str) -> float:

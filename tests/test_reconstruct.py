@@ -12,16 +12,17 @@ from fake4d import LinearMotionGaussians
 from motion4d.cli import main
 from motion4d.data.synthetic import make_dynamic_demo_scene
 from motion4d.data.transforms import load_transforms, scene_bounds
+from motion4d.export.m4d import ModelInfo, save_m4d
 from motion4d.export.ply import load_ply
+from motion4d.gaussians import registry
 from motion4d.gaussians.rotations import rotmat_to_quat
-from motion4d.optim.motion import motion_amplitude
+from motion4d.metrics.motion import motion_amplitude
 from motion4d.optim.trainer4d import PRESETS, Trainer4D, preset
-from motion4d.pipelines import models
 from motion4d.pipelines.export_run import covars_to_quats_scales
-from motion4d.pipelines.models import ModelInfo, load_run_model, save_m4d
+from motion4d.pipelines.models import load_run_model
 from motion4d.render.projection import covariance_3d, quat_to_rotmat
 
-FAKE = "fake4d:LinearMotionGaussians"
+FAKE = registry.ModelEntry("fake", "fake4d.LinearMotionGaussians", "fake4d:LinearMotionGaussians", reconstruct=True)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def scene(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _fake_kind(monkeypatch):
-    monkeypatch.setitem(models.MODEL_KINDS, "fake", FAKE)
+    monkeypatch.setitem(registry.MODELS, FAKE.format, FAKE)
 
 
 def _fake(n=200, seed=0):
@@ -156,7 +157,7 @@ def test_commands_end_to_end_with_a_stand_in_model(scene, tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", ["rotor4d", "deform"])
 def test_commands_end_to_end_with_the_real_models(kind, scene, tmp_path, capsys):
-    module = models.MODEL_KINDS[kind].split(":")[0]
+    module = registry.lookup(kind).target.split(":")[0]
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} is not in this checkout")
     _roundtrip_commands(kind, scene, tmp_path, capsys, iters=4)

@@ -251,7 +251,7 @@ def _reconstruct_config(args, base_preset: str, saved=None):
 
 
 def _demo_model(requested: str | None) -> str:
-    from motion4d.pipelines.models import model_class
+    from motion4d.gaussians.registry import model_class
 
     if requested is not None:
         return requested
@@ -266,7 +266,7 @@ def _demo_model(requested: str | None) -> str:
 
 
 def _cmd_reconstruct(args, demo: bool) -> int:
-    from motion4d.pipelines.models import RECONSTRUCT_KINDS, model_class
+    from motion4d.gaussians.registry import model_class, reconstruct_kinds
     from motion4d.pipelines.reconstruct import CONFIG_FILE, load_run_config, reconstruct
 
     out = Path(args.out)
@@ -278,7 +278,7 @@ def _cmd_reconstruct(args, demo: bool) -> int:
     kind = _demo_model(kind) if demo else (kind or "rotor4d")
     cls = model_class(kind)  # a clear error before any work
     if kind != "gaussians3d" and not hasattr(cls, "random"):  # e.g. animate's models, built from an asset
-        raise ValueError(f"model {kind!r} cannot be reconstructed from scratch; choose from {', '.join(RECONSTRUCT_KINDS)}")
+        raise ValueError(f"model {kind!r} cannot be reconstructed from scratch; choose from {', '.join(reconstruct_kinds())}")
     if demo:
         from motion4d.data.synthetic import make_dynamic_demo_scene
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from motion4d.errors import DataError
+from motion4d.errors import DataError, naming
 from motion4d.data.gltf import GltfAsset, load_gltf
 from motion4d.data.mesh import Mesh
 from motion4d.data.obj import load_obj
+from motion4d.data.points import read_ply
 from motion4d.data.splat_ply import is_splat_ply, load_ply
 from motion4d.gaussians.gaussians3d import Gaussians3D
 
@@ -40,24 +41,9 @@ def check_mesh(mesh: Mesh, path: str | Path, max_faces: int = MAX_FACES) -> Mesh
     return mesh
 
 
-def _ply(path: Path):
-    from plyfile import PlyData
-
-    try:
-        return PlyData.read(str(path))
-    except Exception as e:  # noqa: BLE001 - plyfile raises many kinds on malformed files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path}: not a readable PLY file ({msg})") from None
-
-
-def load_mesh_ply(path: str | Path) -> Mesh:
-    """A PLY with a ``face`` element (``vertex_indices`` / ``vertex_index`` lists, polygons fan-triangulated)
-    and optional ``red/green/blue`` vertex colours, as a :class:`Mesh`."""
-    path = Path(path)
-    return _mesh_from_ply(_ply(path), path)
-
-
 def _mesh_from_ply(ply, path: Path) -> Mesh:
+    """The :class:`Mesh` of a PLY with a ``face`` element (``vertex_indices`` / ``vertex_index`` lists, polygons
+    fan-triangulated) and optional ``red/green/blue`` vertex colours."""
     if "vertex" not in ply or not {"x", "y", "z"} <= set(ply["vertex"].data.dtype.names or ()):
         raise DataError(f"{path}: PLY without x, y, z vertices")
     v = ply["vertex"].data
@@ -77,7 +63,10 @@ def _mesh_from_ply(ply, path: Path) -> Mesh:
     if {"red", "green", "blue"} <= set(v.dtype.names):
         rgb = np.stack([v["red"], v["green"], v["blue"]], axis=1)
         colors = rgb.astype(np.float32) / (255.0 if rgb.dtype.kind in "ui" else 1.0)
-    return Mesh(np.stack([v["x"], v["y"], v["z"]], axis=1), tris, vertex_colors=colors, name=path.stem)
+    try:
+        return Mesh(np.stack([v["x"], v["y"], v["z"]], axis=1), tris, vertex_colors=colors, name=path.stem)
+    except DataError as e:
+        raise naming(path, e) from None
 
 
 def load_asset(path: str | Path, *, max_faces: int = MAX_FACES) -> GltfAsset | Mesh | Gaussians3D:
@@ -99,7 +88,7 @@ def load_asset(path: str | Path, *, max_faces: int = MAX_FACES) -> GltfAsset | M
         return asset
     if ext == ".obj":
         return check_mesh(load_obj(path), path, max_faces)
-    ply = _ply(path)
+    ply = read_ply(path)
     if "vertex" in ply and is_splat_ply(set(ply["vertex"].data.dtype.names or ())):
         return Gaussians3D.from_activated(**load_ply(path))
     return check_mesh(_mesh_from_ply(ply, path), path, max_faces)

@@ -41,7 +41,7 @@ from urllib.parse import unquote
 import numpy as np
 import pygltflib
 
-from motion4d.errors import DataError
+from motion4d.errors import DataError, naming
 from motion4d.data.gltf_anim import quat_xyzw_to_matrix, sample_channel, trs_matrices
 from motion4d.data.mesh import GREY, Material, Mesh
 
@@ -273,6 +273,8 @@ class _Reader:
             out = out.copy()
             out[idx.astype(np.int64)] = vals
         if dtype == np.float32:
+            if not np.isfinite(out).all():
+                raise self.fail(f"accessor {i} holds NaN or infinite values")
             return out.astype(np.float64)
         if a.normalized:
             return out.astype(np.float64) / _NORM_DIV[dtype]
@@ -365,8 +367,8 @@ def load_gltf(path: str | Path) -> GltfAsset:
     r = _Reader(path)
     try:
         return _build(r, r.g, path)
-    except DataError:
-        raise
+    except DataError as e:
+        raise naming(path, e) from None
     except (IndexError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise DataError(f"{path}: malformed glTF ({type(e).__name__}: {e})") from None
 

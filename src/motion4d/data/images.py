@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -10,12 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from motion4d.errors import DataError
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+from motion4d.errors import DataError, MissingFileError, first_line
 
 
 def to_float(array: np.ndarray) -> np.ndarray:
@@ -35,11 +31,15 @@ def read_image(path: str | Path) -> Tensor:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: image not found")
+        raise MissingFileError(f"{path}: image not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (not an image)")
     try:
-        array = iio.imread(path)
+        with warnings.catch_warnings():  # imageio's fallback plugins warn about themselves when nothing decodes
+            warnings.simplefilter("ignore", DeprecationWarning)
+            array = iio.imread(path)
     except Exception as e:  # noqa: BLE001 - any decoder failure is a corrupt/unsupported file
-        raise DataError(f"{path}: cannot read image ({_first_line(e)})") from None
+        raise DataError(f"{path}: cannot read image ({first_line(e)})") from None
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4) or min(array.shape[:2]) < 1:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motion4d.errors import DataError
+from motion4d.errors import DataError, naming
 from motion4d.data.mesh import GREY, Material, Mesh
 
 log = logging.getLogger(__name__)
@@ -103,12 +103,15 @@ def load_obj(path: str | Path) -> Mesh:
         raise DataError(f"{path}: the mesh has no faces")
     offsets = np.cumsum([0] + [len(p[0]) for p in parts])
     any_uv, any_color = (any(p[2] is not None for p in parts), any(p[3] is not None for p in parts))
-    return Mesh(
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] + o for p, o in zip(parts, offsets)]),
-        uvs=np.concatenate([p[2] if p[2] is not None else np.zeros((len(p[0]), 2)) for p in parts]) if any_uv else None,
-        vertex_colors=np.concatenate([p[3] if p[3] is not None else np.ones((len(p[0]), 3)) for p in parts]) if any_color else None,
-        materials=[p[4] for p in parts],
-        face_materials=np.concatenate([np.full(len(p[1]), i, dtype=np.int64) for i, p in enumerate(parts)]),
-        name=path.stem,
-    )
+    try:
+        return Mesh(
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] + o for p, o in zip(parts, offsets)]),
+            uvs=np.concatenate([p[2] if p[2] is not None else np.zeros((len(p[0]), 2)) for p in parts]) if any_uv else None,
+            vertex_colors=np.concatenate([p[3] if p[3] is not None else np.ones((len(p[0]), 3)) for p in parts]) if any_color else None,
+            materials=[p[4] for p in parts],
+            face_materials=np.concatenate([np.full(len(p[1]), i, dtype=np.int64) for i, p in enumerate(parts)]),
+            name=path.stem,
+        )
+    except DataError as e:
+        raise naming(path, e) from None

@@ -10,10 +10,24 @@ import torch
 from plyfile import PlyData
 from torch import Tensor
 
-from motion4d.errors import DataError
+from motion4d.errors import DataError, MissingFileError, first_line
 from motion4d.data.images import to_float
 
 log = logging.getLogger(__name__)
+
+
+def read_ply(path: str | Path) -> PlyData:
+    """A PLY file (ASCII or binary), every element read.
+
+    Raises :class:`DataError` naming ``path`` for a missing, empty, truncated or otherwise unreadable file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path}: no such file")
+    try:
+        return PlyData.read(str(path))
+    except Exception as e:  # noqa: BLE001 - plyfile raises several types for malformed files
+        raise DataError(f"{path}: not a readable PLY file ({first_line(e)})") from None
 
 
 def read_ply_vertices(path: str | Path) -> np.ndarray:
@@ -21,14 +35,7 @@ def read_ply_vertices(path: str | Path) -> np.ndarray:
 
     Raises :class:`DataError` naming ``path`` for a missing or unreadable file or one without vertices.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        ply = PlyData.read(str(path))
-    except Exception as e:  # noqa: BLE001 - plyfile raises several types for malformed files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path}: cannot read PLY ({msg})") from None
+    ply = read_ply(path)
     if "vertex" not in ply:
         raise DataError(f"{path}: PLY has no 'vertex' element")
     return ply["vertex"].data

@@ -36,7 +36,7 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
     Returns float32 tensors of activated values: ``means [N,3]``, ``quats [N,4]`` (wxyz, normalised),
     ``scales [N,3]`` (exp of the stored logs), ``opacities [N]`` (sigmoid of the stored logits),
     ``sh [N,K,3]``. Raises :class:`~motion4d.errors.DataError` naming ``path`` if the file is missing,
-    unreadable, or lacks the 3DGS vertex properties.
+    unreadable, lacks the 3DGS vertex properties or holds NaN / infinite values.
     """
     path = Path(path)
     v = read_ply_vertices(path)
@@ -50,6 +50,9 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
         raise DataError(f"{path}: not a 3DGS PLY (vertex properties missing: {shown})")
     if n_rest % 3 or math.isqrt(K) ** 2 != K:
         raise DataError(f"{path}: not a 3DGS PLY ({n_rest} f_rest_* properties; expected 3*(K-1) with K a square)")
+    bad = [n for n in required if n in names and not np.isfinite(np.asarray(v[n], dtype=np.float32)).all()]
+    if bad:
+        raise DataError(f"{path}: 3DGS PLY property {bad[0]} holds NaN or infinite values")
     col = lambda *ns: torch.from_numpy(np.stack([np.asarray(v[n], dtype=np.float32) for n in ns], axis=-1))  # noqa: E731
     N = len(v)
     rest = col(*[f"f_rest_{i}" for i in range(n_rest)]) if n_rest else torch.zeros(N, 0)

@@ -18,7 +18,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from motion4d.render.cameras import look_at, viewmat_to_opengl_c2w
+from motion4d.render.cameras import ring_viewmats, viewmat_to_opengl_c2w
 
 CAMERA_ANGLE_X = 0.6911112070083618
 """Horizontal field of view (radians) of the demo cameras: Blender's default 50 mm lens."""
@@ -140,16 +140,18 @@ def demo_cameras(n: int, *, azimuth_offset_deg: float, elevation_range_deg: tupl
     """``n`` viewmats [n,4,4] on the demo orbit: azimuths evenly spaced from ``azimuth_offset_deg``,
     elevations spread over ``elevation_range_deg`` by a golden-ratio sequence (so neighbours differ)."""
     lo, hi = elevation_range_deg
-    az = np.radians(azimuth_offset_deg + 360.0 * np.arange(n) / n)
     frac = (np.arange(n) * 0.6180339887498949 + 0.5) % 1.0
-    el = np.radians(lo + (hi - lo) * frac)
-    eye = ORBIT_RADIUS * np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], -1)
-    return look_at(torch.tensor(eye, dtype=torch.float32), torch.zeros(n, 3))
+    return ring_viewmats(n, lo + (hi - lo) * frac, ORBIT_RADIUS, azimuth_offset_deg)
+
+
+def _demo_intrinsics(size: int) -> torch.Tensor:
+    """K [3,3] of a ``size``² demo camera (horizontal field of view :data:`CAMERA_ANGLE_X`)."""
+    fx = 0.5 * size / math.tan(CAMERA_ANGLE_X / 2.0)
+    return torch.tensor([[fx, 0.0, size / 2.0], [0.0, fx, size / 2.0], [0.0, 0.0, 1.0]])
 
 
 def _write_split(out: Path, split: str, viewmats: torch.Tensor, size: int) -> dict:
-    fx = 0.5 * size / math.tan(CAMERA_ANGLE_X / 2.0)
-    K = torch.tensor([[fx, 0.0, size / 2.0], [0.0, fx, size / 2.0], [0.0, 0.0, 1.0]])
+    K = _demo_intrinsics(size)
     (out / split).mkdir(parents=True, exist_ok=True)
     c2ws = viewmat_to_opengl_c2w(viewmats.double())
     frames = []
@@ -190,8 +192,7 @@ def make_demo_scene(out_dir: str | Path, *, n_train: int = 24, n_test: int = 8, 
 
 
 def _write_dynamic_split(out: Path, split: str, viewmats: torch.Tensor, times: np.ndarray, size: int) -> dict:
-    fx = 0.5 * size / math.tan(CAMERA_ANGLE_X / 2.0)
-    K = torch.tensor([[fx, 0.0, size / 2.0], [0.0, fx, size / 2.0], [0.0, 0.0, 1.0]])
+    K = _demo_intrinsics(size)
     (out / split).mkdir(parents=True, exist_ok=True)
     c2ws = viewmat_to_opengl_c2w(viewmats.double())
     frames = []

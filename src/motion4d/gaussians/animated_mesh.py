@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from motion4d.gaussians.activations import opacity_activation, opacity_inverse, rgb_to_sh0
 from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
-from motion4d.gaussians.files import load_tensors, save_tensors
+from motion4d.gaussians.files import load_tensors, model_loader, save_tensors
 from motion4d.gaussians.gaussians3d import GaussianFrame
 from motion4d.gaussians.surface import deformed_covariances, face_frames, rest_covariances, surface_points
 from motion4d.gaussians.vertex_offsets import VertexOffsets
@@ -177,6 +177,7 @@ class MeshGaussians(nn.Module):
         return save_tensors(path, tensors, FORMAT, sh_degree=0)
 
     @classmethod
+    @model_loader(FORMAT)
     def load(cls, path: str | os.PathLike) -> "MeshGaussians":
         """Read a file written by :meth:`save`."""
         t, _ = load_tensors(path, FORMAT)

@@ -33,7 +33,7 @@ from motion4d.gaussians.activations import (
     scale_inverse,
 )
 from motion4d.gaussians.base import GaussianParams
-from motion4d.gaussians.files import load_tensors, save_tensors
+from motion4d.gaussians.files import load_tensors, model_loader, save_tensors
 from motion4d.gaussians.gaussians3d import PARAM_NAMES, GaussianFrame, Gaussians3D
 from motion4d.gaussians.hexplane import HexPlaneConfig, HexPlaneField, check_aabb
 from motion4d.gaussians.rotations import quat_to_rotmat
@@ -265,6 +265,7 @@ class DeformGaussians(GaussianParams):
         return save_tensors(path, self.state_dict(), FORMAT, sh_degree=self._sh_degree, config=json.dumps(dataclasses.asdict(self.config)))
 
     @classmethod
+    @model_loader(FORMAT)
     def load(cls, path: str | os.PathLike, *, device: torch.device | str | None = None) -> "DeformGaussians":
         """Read a file written by :meth:`save`."""
         tensors, metadata = load_tensors(path, FORMAT)

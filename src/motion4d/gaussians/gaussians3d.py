@@ -27,7 +27,7 @@ from motion4d.gaussians.activations import (
     scale_inverse,
 )
 from motion4d.gaussians.base import GaussianParams, check_shapes, make_params
-from motion4d.gaussians.files import load_tensors, save_tensors
+from motion4d.gaussians.files import load_tensors, model_loader, save_tensors
 
 FORMAT = "motion4d.Gaussians3D"
 PARAM_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh0", "shN")
@@ -203,6 +203,7 @@ class Gaussians3D(GaussianParams):
         return save_tensors(path, dict(self.params.items()), FORMAT, sh_degree=self._sh_degree)
 
     @classmethod
+    @model_loader(FORMAT)
     def load(cls, path: str | os.PathLike, *, device: torch.device | str | None = None) -> "Gaussians3D":
         """Read a file written by :meth:`save`."""
         tensors, _ = load_tensors(path, FORMAT)

@@ -28,7 +28,7 @@ from motion4d.gaussians.activations import (
     scale_inverse,
 )
 from motion4d.gaussians.base import GaussianParams, check_shapes, make_params
-from motion4d.gaussians.files import load_tensors, save_tensors
+from motion4d.gaussians.files import load_tensors, model_loader, save_tensors
 from motion4d.gaussians.gaussians3d import GaussianFrame, Gaussians3D
 from motion4d.gaussians.rotor_math import (
     conditional_terms,
@@ -293,6 +293,7 @@ class Gaussians4DRotor(GaussianParams):
         return save_tensors(path, dict(self.params.items()), FORMAT, sh_degree=self._sh_degree)
 
     @classmethod
+    @model_loader(FORMAT)
     def load(cls, path: str | os.PathLike, *, device: torch.device | str | None = None) -> "Gaussians4DRotor":
         """Read a file written by :meth:`save`."""
         tensors, _ = load_tensors(path, FORMAT)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from motion4d.gaussians.activations import opacity_activation, scale_activation
 from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
-from motion4d.gaussians.files import load_tensors, save_tensors
+from motion4d.gaussians.files import load_tensors, model_loader, save_tensors
 from motion4d.gaussians.gaussians3d import PARAM_NAMES, GaussianFrame, Gaussians3D
 from motion4d.gaussians.rotations import quat_to_rotmat
 
@@ -107,6 +107,7 @@ class SkinnedGaussians(nn.Module):
         return save_tensors(path, tensors, FORMAT, sh_degree=self._sh_degree)
 
     @classmethod
+    @model_loader(FORMAT)
     def load(cls, path: str | os.PathLike) -> "SkinnedGaussians":
         """Read a file written by :meth:`save`."""
         t, _ = load_tensors(path, FORMAT)

@@ -10,16 +10,19 @@ mid-write leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from motion4d.atomic import atomic_path
+from motion4d.errors import DataError, first_line
+from motion4d.gaussians.files import read_safetensors, write_safetensors
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^step_(\d+)\.safetensors$")
 
@@ -58,44 +61,70 @@ def save_checkpoint(
     extra: dict[str, Tensor] | None = None,
 ) -> Path:
     """Write a checkpoint atomically and return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"param.{k}": v.detach().cpu().contiguous() for k, v in params.items()}
+    tensors = {f"param.{k}": v for k, v in params.items()}
     lrs = {}
     for name, group in zip(_group_names(optimizer), optimizer.param_groups):
         lrs[name] = float(group["lr"])
         for key, v in optimizer.state.get(group["params"][0], {}).items():
             if isinstance(v, Tensor):
-                tensors[f"optim.{name}.{key}"] = v.detach().cpu().contiguous()
+                tensors[f"optim.{name}.{key}"] = v
     for k, v in (extra or {}).items():
-        tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
-    meta = {"step": str(int(step)), "seconds": repr(float(seconds)), "lrs": json.dumps(lrs)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return path
+        tensors[f"extra.{k}"] = v
+    return write_safetensors(path, tensors, {"step": str(int(step)), "seconds": repr(float(seconds)), "lrs": json.dumps(lrs)})
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a file written by :func:`save_checkpoint`."""
-    from safetensors import safe_open
+    """Read a file written by :func:`save_checkpoint`.
 
+    A missing file is a :class:`~motion4d.errors.MissingFileError`; a damaged one (empty, truncated, random
+    bytes, NaN / infinite parameters or optimizer state, bad metadata) a :class:`DataError` naming it.
+    """
     path = Path(path)
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    tensors, meta = read_safetensors(path, "checkpoint", finite=("param.", "optim."))
     if "step" not in meta:
-        raise ValueError(f"{path}: not a motion4d checkpoint")
-    tensors = load_file(str(path), device="cpu")
-    ckpt = Checkpoint(step=int(meta["step"]), seconds=float(meta.get("seconds", 0.0)), params={}, lrs=json.loads(meta.get("lrs", "{}")))
-    for key, v in tensors.items():
-        kind, rest = key.split(".", 1)
-        if kind == "param":
-            ckpt.params[rest] = v
-        elif kind == "optim":
-            name, sub = rest.rsplit(".", 1)
-            ckpt.optim.setdefault(name, {})[sub] = v
-        else:
-            ckpt.extra[rest] = v
+        raise DataError(f"{path}: not a motion4d checkpoint (no step metadata)")
+    try:
+        ckpt = Checkpoint(step=int(meta["step"]), seconds=float(meta.get("seconds", 0.0)), params={}, lrs=json.loads(meta.get("lrs", "{}")))
+        if ckpt.step < 0 or not isinstance(ckpt.lrs, dict):
+            raise ValueError(f"step {ckpt.step}, lrs {ckpt.lrs!r}")
+        for key, v in tensors.items():
+            kind, rest = key.split(".", 1)
+            if kind == "param":
+                ckpt.params[rest] = v
+            elif kind == "optim":
+                name, sub = rest.rsplit(".", 1)
+                ckpt.optim.setdefault(name, {})[sub] = v
+            else:
+                ckpt.extra[rest] = v
+    except ValueError as e:
+        raise DataError(f"{path}: damaged checkpoint metadata or tensor names ({first_line(e)})") from None
     return ckpt
+
+
+def load_latest_checkpoint(folder: str | os.PathLike) -> tuple[Path, Checkpoint] | None:
+    """``(path, checkpoint)`` of the newest checkpoint in ``folder`` that loads; None when there is none.
+
+    Damaged checkpoints newer than it (a truncated file, say) are renamed ``<name>.damaged`` so that later
+    checkpoint rotation never keeps them in place of good ones, and one warning names each and why. When no
+    checkpoint loads, a :class:`DataError` names the folder and each file's problem.
+    """
+    skipped: list[str] = []
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            ckpt = load_checkpoint(path)
+        except DataError as e:
+            skipped.append(str(e))
+            try:
+                path.rename(path.with_name(path.name + ".damaged"))
+            except OSError:
+                pass
+            continue
+        if skipped:
+            log.warning("resuming from %s: skipped newer checkpoints that do not load (renamed *.damaged): %s", path, "; ".join(skipped))
+        return path, ckpt
+    if skipped:
+        raise DataError(f"{folder}: no checkpoint loads ({'; '.join(skipped)})")
+    return None
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, ckpt: Checkpoint, device: torch.device | str | None = None) -> None:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from motion4d.gaussians import Gaussians3D
-from motion4d.optim.evaluation import evaluate_views
+from motion4d.metrics.views import evaluate_views
 from motion4d.render.frame import render_frame
 from motion4d.optim.strategy import DensifyConfig
 from motion4d.optim.trainer_base import (

@@ -18,20 +18,23 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from motion4d.config_dict import from_config_dict
 from motion4d.optim.checkpoint import (
     checkpoint_path,
     list_checkpoints,
     load_checkpoint,
+    load_latest_checkpoint,
     restore_optimizer,
     save_checkpoint,
 )
-from motion4d.optim.losses import l1_loss, ssim
+from motion4d.metrics.image import ssim
+from motion4d.optim.losses import l1_loss
 from motion4d.optim.strategy import DensifyConfig, DensifyStrategy
 
 if TYPE_CHECKING:
@@ -40,19 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound="TrainConfig")
-
-
-def _coerce(default: Any, value: Any) -> Any:
-    """``value`` (from JSON) converted to the type of ``default``: nested dataclasses and tuples."""
-    if dataclasses.is_dataclass(default) and isinstance(value, dict):
-        known = {f.name for f in dataclasses.fields(default)}
-        unknown = set(value) - known
-        if unknown:
-            raise ValueError(f"unknown {type(default).__name__} fields: {', '.join(sorted(unknown))}")
-        return type(default)(**{k: _coerce(getattr(default, k), v) for k, v in value.items()})
-    if isinstance(default, tuple) and isinstance(value, (list, tuple)):
-        return tuple(float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -110,8 +100,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls: type[C], d: dict) -> C:
-        """Inverse of :meth:`to_dict`; unknown keys (at any depth) are an error."""
-        return _coerce(cls(), dict(d))
+        """Inverse of :meth:`to_dict`; unknown keys (at any depth) and mistyped values are a ValueError naming the key."""
+        return from_config_dict(cls, d)
 
 
 def replace_preset(presets: dict[str, C], name: str, **overrides) -> C:
@@ -272,13 +262,14 @@ class GaussianTrainer:
         return path
 
     def restore(self, path: str | Path | None = None) -> bool:
-        """Load the newest checkpoint in ``ckpt_dir`` (or ``path``); False when there is none."""
+        """Load the newest checkpoint in ``ckpt_dir`` that loads (or ``path``); False when there is none."""
         if path is None:
-            found = list_checkpoints(self.ckpt_dir) if self.ckpt_dir is not None else []
-            if not found:
+            found = load_latest_checkpoint(self.ckpt_dir) if self.ckpt_dir is not None else None
+            if found is None:
                 return False
-            path = found[-1]
-        ckpt = load_checkpoint(path)
+            path, ckpt = found
+        else:
+            ckpt = load_checkpoint(path)
         missing = set(self.model.params) ^ set(ckpt.params)
         if missing:
             raise ValueError(f"{path}: parameters do not match the model ({', '.join(sorted(missing))})")

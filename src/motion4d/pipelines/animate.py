@@ -28,6 +28,7 @@ from motion4d.data.gltf import GltfAsset, load_gltf
 from motion4d.data.mesh import Mesh
 from motion4d.data.transforms import available_splits, load_transforms, read_asset_to_world, scene_bounds
 from motion4d.export.gltf import write_skinned_glb, write_static_glb
+from motion4d.export.m4d import ModelInfo, save_m4d
 from motion4d.export.video import write_video
 from motion4d.gaussians import Gaussians3D
 from motion4d.gaussians.animated_mesh import MeshGaussians
@@ -35,12 +36,14 @@ from motion4d.gaussians.deform_graph import skinning_weights
 from motion4d.gaussians.rotations import quat_to_rotmat, rotmat_to_quat
 from motion4d.gaussians.skinned import SkinnedGaussians
 from motion4d.gaussians.surface import surface_gaussians
-from motion4d.optim.motion import motion_amplitude
+from motion4d.metrics.geometry import nearest_vertex_error_pct
+from motion4d.metrics.motion import motion_amplitude
+from motion4d.metrics.views import evaluate_model
 from motion4d.optim.trainer_animate import PRESETS, AnimateConfig, AnimateTrainer
-from motion4d.pipelines.evaluate import evaluate_model
 from motion4d.pipelines.fit3d import eval_split
-from motion4d.pipelines.models import MODEL_FILE, ModelInfo, load_run_model, save_m4d
-from motion4d.pipelines.render_video import OrbitRig, render_over_time
+from motion4d.pipelines.models import MODEL_FILE, load_run_model
+from motion4d.render.cameras import OrbitRig
+from motion4d.render.frame import render_over_time
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ class AnimateReport:
     None without that file. One-sided because such files may hold extra geometry (RiggedFigure's has 42
     vertices its glTF does not)."""
     motion_amplitude: float
-    """Scale-free motion of the Gaussians (see :mod:`motion4d.optim.motion`)."""
+    """Scale-free motion of the Gaussians (see :mod:`motion4d.metrics.motion`)."""
     n_gaussians: int
     """Surface Gaussians."""
     n_nodes: int
@@ -173,21 +176,18 @@ def morph_offsets(model: MeshGaussians, world_vertices: Tensor, asset_to_world: 
 
 
 def vertex_error_pct(animation: str | Path, asset_to_world: np.ndarray, gt_path: str | Path, duration_s: float) -> float:
-    """Mean distance from the animation's vertices (re-read from the file, at ``t × duration_s``, mapped to
-    world) to the nearest ``gt_vertices.npz`` vertex (``vertices [T,V',3]`` world, ``times [T]``), in % of
-    the ground truth's bounding-box diagonal (see :attr:`AnimateReport.vertex_error_pct`)."""
+    """:func:`~motion4d.metrics.geometry.nearest_vertex_error_pct` of the animation's vertices (re-read from
+    the file, at ``t × duration_s``, mapped to world) against ``gt_vertices.npz`` (``vertices [T,V',3]``
+    world, ``times [T]``; see :attr:`AnimateReport.vertex_error_pct`)."""
     try:
         gt = np.load(gt_path)
         gt_v, gt_t = np.asarray(gt["vertices"], dtype=np.float64), np.asarray(gt["times"], dtype=np.float64)
     except (OSError, KeyError, ValueError) as e:
         raise DataError(f"{gt_path}: not a gt_vertices file ({e})") from None
+    if gt_v.ndim != 3 or gt_v.shape[-1] != 3 or gt_t.shape != gt_v.shape[:1]:
+        raise DataError(f"{gt_path}: need vertices [T,V,3] and times [T], got {list(gt_v.shape)} and {list(gt_t.shape)}")
     ours = load_gltf(animation).vertices_at(gt_t * duration_s)  # [T,V,3] asset coordinates
-    ours = ours @ asset_to_world[:3, :3].T + asset_to_world[:3, 3]
-    diag = float(np.linalg.norm(gt_v.reshape(-1, 3).max(0) - gt_v.reshape(-1, 3).min(0)))
-    errs = []
-    for a, b in zip(torch.from_numpy(ours), torch.from_numpy(gt_v)):
-        errs.append(float(torch.cdist(a, b).min(1).values.mean()))
-    return 100.0 * float(np.mean(errs)) / diag
+    return nearest_vertex_error_pct(ours @ asset_to_world[:3, :3].T + asset_to_world[:3, 3], gt_v)
 
 
 def animate(
@@ -262,7 +262,7 @@ def animate(
         metrics = evaluate_model(model, test, background=bg, backend=config.backend)
         if video_frames > 0:
             times = torch.linspace(*time_range, video_frames)
-            frames = render_over_time(model, rig.viewmats(video_frames), torch.tensor(rig.K, dtype=torch.float32), rig.width, rig.height, times,
+            frames = render_over_time(model, rig.viewmats(video_frames), rig.intrinsics(), rig.width, rig.height, times,
                                       background=config.background, backend=config.backend)  # fmt: skip
             write_video(out / VIDEO_FILE, frames, fps)
         amplitude = motion_amplitude(model, time_range)

@@ -27,14 +27,13 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from motion4d.atomic import atomic_path
 from motion4d.errors import DataError
 from motion4d.data.gltf import load_gltf
 from motion4d.data.mesh import Mesh, linear_to_srgb, srgb_to_linear
-from motion4d.render.cameras import intrinsics_from_fov, look_at
+from motion4d.render.cameras import intrinsics_from_fov, ring_viewmats
 from motion4d.render.mesh_raster import rasterize_triangles
 
 log = logging.getLogger(__name__)
@@ -70,16 +69,6 @@ class DatasetConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.test_views < 0:
             raise ValueError(f"--test-views must be >= 0, got {self.test_views}")
-
-
-def camera_positions(n: int, elevations_deg: tuple[float, ...], distance: float, azimuth_offset_deg: float = 0.0) -> np.ndarray:
-    """[n,3] positions on rings at ``elevations_deg`` (cycled), azimuths evenly spread (golden-angle offset per ring)."""
-    pos = []
-    for i in range(n):
-        el = math.radians(elevations_deg[i % len(elevations_deg)])
-        az = math.radians(azimuth_offset_deg + 360.0 * i / n)
-        pos.append([distance * math.cos(el) * math.cos(az), distance * math.cos(el) * math.sin(az), distance * math.sin(el)])
-    return np.asarray(pos)
 
 
 def render_mesh_rgba(mesh: Mesh, vertices: np.ndarray, viewmat: np.ndarray, K: np.ndarray, res: int, *, supersample: int = 2, ambient: float = 0.3) -> np.ndarray:
@@ -133,8 +122,8 @@ def dataset_from_gltf(asset: str | Path, out: str | Path, config: DatasetConfig 
 
     K = intrinsics_from_fov(config.fov_deg, config.res, config.res).numpy().astype(np.float64)
     splits = {
-        "train": camera_positions(config.views, (-10.0, 15.0, 40.0), config.distance),
-        "test": camera_positions(config.test_views, (5.0, 30.0), config.distance, azimuth_offset_deg=180.0 / max(config.views, 1) + 7.0),
+        "train": ring_viewmats(config.views, (-10.0, 15.0, 40.0), config.distance),
+        "test": ring_viewmats(config.test_views, (5.0, 30.0), config.distance, azimuth_offset_deg=180.0 / max(config.views, 1) + 7.0),
     }
     flip = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV camera axes ↔ OpenGL / Blender
     tmp = out.with_name(out.name + ".partial")
@@ -142,11 +131,11 @@ def dataset_from_gltf(asset: str | Path, out: str | Path, config: DatasetConfig 
     total = sum(len(p) for p in splits.values()) * len(times)
     bar = tqdm(total=total, desc="dataset", disable=None if progress else True, dynamic_ncols=True)
     try:
-        for split, positions in splits.items():
-            if len(positions) == 0:
+        for split, cameras in splits.items():
+            if len(cameras) == 0:
                 continue
             (tmp / split).mkdir(parents=True, exist_ok=True)
-            viewmats = look_at(torch.from_numpy(positions).float(), torch.zeros(len(positions), 3)).numpy().astype(np.float64)
+            viewmats = cameras.numpy().astype(np.float64)
             frames = []
             for f, t in enumerate(times):
                 for v, vm in enumerate(viewmats):

@@ -12,30 +12,12 @@ from pathlib import Path
 import torch
 
 from motion4d.errors import DataError
-from motion4d.data.transforms import ImageSet, available_splits, load_transforms
-from motion4d.optim.evaluation import ViewMetrics, evaluate_views
-from motion4d.optim.motion import motion_amplitude
+from motion4d.data.transforms import available_splits, load_transforms
+from motion4d.metrics.motion import motion_amplitude
+from motion4d.metrics.views import evaluate_model
 from motion4d.pipelines.models import load_run_model
 
 log = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def evaluate_model(model, views: ImageSet, *, background: torch.Tensor, backend: str = "auto") -> ViewMetrics:
-    """Metrics of ``model`` on ``views``: each image rendered at its ``time`` (all at t=0 when it has none)."""
-    if views.times is None:
-        return evaluate_views(model.at_time(0.0), views.images, views.viewmats, views.Ks, background=background, backend=backend)
-    psnr, ssim, seconds = [], [], 0.0
-    order = []
-    for t in torch.unique(views.times).tolist():
-        idx = torch.where(views.times == t)[0]
-        m = evaluate_views(model.at_time(t), views.images[idx], views.viewmats[idx], views.Ks[idx], background=background, backend=backend)
-        psnr += m.psnr
-        ssim += m.ssim
-        seconds += m.seconds_per_frame * len(idx)
-        order += idx.tolist()
-    back = sorted(range(len(order)), key=order.__getitem__)  # per-view lists in the dataset's order
-    return ViewMetrics([psnr[i] for i in back], [ssim[i] for i in back], seconds / max(len(order), 1))
 
 
 def _run_settings(run: Path) -> tuple[dict, dict]:
@@ -56,7 +38,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "test
     ``run`` is a fit3d or reconstruct run folder, or an ``.m4d`` file. The images are read with the
     run's background and downscale (and, for a fit3d run of one instant, its time). Returns
     ``{"psnr", "ssim", "n_images", "motion_amplitude", "seconds_per_frame_render", "split", "model"}``
-    (means over the views; ``motion_amplitude`` as defined in :mod:`motion4d.optim.motion`).
+    (means over the views; ``motion_amplitude`` as defined in :mod:`motion4d.metrics.motion`).
     """
     run = Path(run)
     model, info = load_run_model(run, device=device)

@@ -15,10 +15,11 @@ import torch
 from torch import Tensor
 
 from motion4d.atomic import atomic_write_text
+from motion4d.export.m4d import save_m4d
 from motion4d.export.ply import save_ply
 from motion4d.gaussians import GaussianFrame
 from motion4d.gaussians.rotations import rotmat_to_quat
-from motion4d.pipelines.models import load_run_model, save_m4d
+from motion4d.pipelines.models import load_run_model
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,10 +23,10 @@ from motion4d.data.transforms import ImageSet, available_splits, load_transforms
 from motion4d.export.ply import save_ply
 from motion4d.export.video import write_video
 from motion4d.gaussians import Gaussians3D
-from motion4d.optim.evaluation import evaluate_views
-from motion4d.render.frame import render_frame
+from motion4d.metrics.views import evaluate_views
 from motion4d.optim.trainer3d import PRESETS, Fit3DConfig, Trainer3D
-from motion4d.render.cameras import camera_centers, orbit_viewmats
+from motion4d.render.cameras import OrbitRig
+from motion4d.render.frame import render_over_time
 
 log = logging.getLogger(__name__)
 
@@ -118,26 +117,6 @@ def _init_model(config: Fit3DConfig, data: DataOptions, train: ImageSet, center:
     raise ValueError(f"init must be 'random' or 'points', got {config.init!r}")
 
 
-def orbit_cameras(viewmats: torch.Tensor, center: torch.Tensor, n: int) -> torch.Tensor:
-    """``n`` viewmats [n,4,4] circling ``center [3]`` at the training cameras' mean distance and elevation."""
-    offsets = camera_centers(viewmats.double()) - center.double()
-    dist = offsets.norm(dim=-1)
-    elevation = math.degrees(float(torch.asin((offsets[:, 2] / dist).clamp(-1, 1)).mean()))
-    return orbit_viewmats(n, float(dist.mean()), elevation_deg=elevation, target=tuple(center.tolist()))
-
-
-@torch.no_grad()
-def render_orbit(model: Gaussians3D, viewmats: torch.Tensor, K: torch.Tensor, width: int, height: int, background, backend="auto") -> torch.Tensor:
-    """Frames [T,H,W,3] in [0,1] of ``model`` seen from ``viewmats [T,4,4]`` with one ``K [3,3]``."""
-    frame = model.at_time()
-    bg = torch.tensor(background, dtype=torch.float32)
-    frames = [
-        render_frame(frame, viewmats[i : i + 1], K[None], width, height, background=bg, backend=backend).rgb.clamp(0, 1).cpu()
-        for i in range(viewmats.shape[0])
-    ]
-    return torch.cat(frames)
-
-
 def fit3d(
     data: str | Path,
     out: str | Path,
@@ -186,8 +165,9 @@ def fit3d(
     bg = torch.tensor(config.background, dtype=torch.float32)
     metrics = evaluate_views(f, test.images, test.viewmats, test.Ks, background=bg, backend=config.backend)
     if orbit_frames > 0:
-        views = orbit_cameras(train.viewmats, center, orbit_frames).float()
-        frames = render_orbit(model, views, train.Ks[0].float(), train.width, train.height, config.background, config.backend)
+        rig = OrbitRig.from_views(train.viewmats, train.Ks[0], train.width, train.height, center)
+        frames = render_over_time(model, rig.viewmats(orbit_frames), rig.intrinsics(), rig.width, rig.height, torch.zeros(orbit_frames),
+                                  background=config.background, backend=config.backend)  # fmt: skip
         write_video(out / VIDEO_FILE, frames, fps)
     report = Fit3DReport(
         psnr=metrics.mean_psnr, ssim=metrics.mean_ssim, n_images=len(metrics.psnr), split=split,

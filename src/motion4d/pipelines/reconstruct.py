@@ -18,14 +18,17 @@ import torch
 from motion4d.atomic import atomic_write_text
 from motion4d.errors import DataError
 from motion4d.data.transforms import available_splits, load_transforms, scene_bounds
+from motion4d.export.m4d import ModelInfo, save_m4d
 from motion4d.export.video import write_video
-from motion4d.optim.motion import motion_amplitude
+from motion4d.gaussians.registry import init_model
+from motion4d.metrics.motion import motion_amplitude
+from motion4d.metrics.views import evaluate_model
 from motion4d.optim.trainer4d import PRESETS, Reconstruct4DConfig, Trainer4D
-from motion4d.pipelines.evaluate import evaluate_model
 from motion4d.pipelines.export_run import export_ply_sequence
 from motion4d.pipelines.fit3d import eval_split
-from motion4d.pipelines.models import MODEL_FILE, ModelInfo, init_model, save_m4d
-from motion4d.pipelines.render_video import OrbitRig, render_over_time
+from motion4d.pipelines.models import MODEL_FILE
+from motion4d.render.cameras import OrbitRig
+from motion4d.render.frame import render_over_time
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ class ReconstructOptions:
     downscale: int = 1
     """Integer image downscale factor."""
     model: str = "rotor4d"
-    """Model kind (see :data:`motion4d.pipelines.models.MODEL_KINDS`)."""
+    """Model kind (a kind of :mod:`motion4d.gaussians.registry`)."""
 
 
 @dataclass
@@ -60,7 +63,7 @@ class ReconstructReport:
     split: str
     """The split evaluated ("test", else "val", else "train")."""
     motion_amplitude: float
-    """Scale-free motion of the model (see :mod:`motion4d.optim.motion`)."""
+    """Scale-free motion of the model (see :mod:`motion4d.metrics.motion`)."""
     n_gaussians: int
     """Gaussians in the final model."""
     seconds: float
@@ -159,7 +162,7 @@ def reconstruct(
     metrics = evaluate_model(fitted, test, background=bg, backend=config.backend)
     if video_frames > 0:
         times = torch.linspace(time_range[0], time_range[1], video_frames)
-        frames = render_over_time(fitted, rig.viewmats(video_frames), torch.tensor(rig.K, dtype=torch.float32), rig.width, rig.height, times, background=config.background, backend=config.backend)
+        frames = render_over_time(fitted, rig.viewmats(video_frames), rig.intrinsics(), rig.width, rig.height, times, background=config.background, backend=config.backend)
         write_video(out / VIDEO_FILE, frames, fps)
     if ply_frames > 0:
         export_ply_sequence(fitted, out / PLY_FOLDER, torch.linspace(time_range[0], time_range[1], ply_frames).tolist())

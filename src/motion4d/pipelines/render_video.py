@@ -3,68 +3,19 @@
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from motion4d.errors import DataError
 from motion4d.data.transforms import available_splits, load_transforms, scene_bounds
+from motion4d.export.m4d import ModelInfo
 from motion4d.export.video import write_video
-from motion4d.render.frame import render_frame
-from motion4d.pipelines.models import ModelInfo, load_run_model
-from motion4d.render.cameras import camera_centers, orbit_viewmats
+from motion4d.pipelines.models import load_run_model
+from motion4d.render.cameras import OrbitRig
+from motion4d.render.frame import render_over_time
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class OrbitRig:
-    """Where an orbit video's camera circles (saved in ``.m4d`` metadata as ``orbit``)."""
-
-    center: tuple[float, float, float]
-    """The point looked at."""
-    distance: float
-    """Camera distance from ``center``."""
-    elevation_deg: float
-    """Camera elevation above the horizontal plane."""
-    K: list[list[float]]
-    """[3,3] intrinsics."""
-    width: int
-    """Image width."""
-    height: int
-    """Image height."""
-
-    @classmethod
-    def from_views(cls, viewmats: torch.Tensor, K: torch.Tensor, width: int, height: int, center: torch.Tensor) -> "OrbitRig":
-        """The training cameras' mean distance and elevation around ``center [3]``; ``viewmats [M,4,4]``, ``K [3,3]``."""
-        offsets = camera_centers(viewmats.double()) - center.double()
-        dist = offsets.norm(dim=-1)
-        elevation = math.degrees(float(torch.asin((offsets[:, 2] / dist).clamp(-1, 1)).mean()))
-        return cls(tuple(float(x) for x in center), float(dist.mean()), elevation, K.double().tolist(), width, height)
-
-    def viewmats(self, n: int) -> torch.Tensor:
-        """``n`` viewmats [n,4,4] once around the circle."""
-        return orbit_viewmats(n, self.distance, elevation_deg=self.elevation_deg, target=self.center).float()
-
-
-@torch.no_grad()
-def render_over_time(
-    model, viewmats: torch.Tensor, K: torch.Tensor, width: int, height: int, times: torch.Tensor, *,
-    background=(1.0, 1.0, 1.0), backend: str = "auto", progress: bool = False,
-) -> torch.Tensor:
-    """Frames [T,H,W,3] in [0,1]: frame i is ``model`` at ``times[i]`` seen from ``viewmats[i]`` ([T,4,4]; K [3,3])."""
-    if viewmats.shape[0] != times.shape[0]:
-        raise ValueError(f"need one viewmat per time, got {viewmats.shape[0]} and {times.shape[0]}")
-    device = next(iter(model.params.values())).device
-    bg = torch.tensor(background, dtype=torch.float32, device=device)
-    frames = []
-    for i in tqdm(range(times.shape[0]), desc="render", disable=None if progress else True):
-        out = render_frame(model.at_time(float(times[i])), viewmats[i : i + 1].to(device), K[None].to(device), width, height, background=bg, backend=backend)
-        frames.append(out.rgb.clamp(0, 1).cpu())
-    return torch.cat(frames)
 
 
 def _rig_of(info: ModelInfo, data: str | None, downscale: int) -> OrbitRig:
@@ -97,7 +48,7 @@ def render_video(
     times = torch.linspace(t0, t1, frames)
     if orbit:
         rig = _rig_of(info, root, downscale)
-        viewmats, K, W, H = rig.viewmats(frames), torch.tensor(rig.K, dtype=torch.float32), rig.width, rig.height
+        viewmats, K, W, H = rig.viewmats(frames), rig.intrinsics(), rig.width, rig.height
     else:
         if root is None:
             raise DataError(f"{run}: no dataset recorded; give --data (or use --orbit)")

@@ -1,5 +1,5 @@
-"""Rendering one Gaussian frame into a batch of cameras, and grouping images by time so that a 4D model
-is evaluated once per distinct time."""
+"""Rendering one Gaussian frame into a batch of cameras, grouping images by time so that a 4D model is
+evaluated once per distinct time, and rendering a model over time (videos)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from motion4d.gaussians import GaussianFrame
 from motion4d.render.rasterization import rasterization
@@ -58,3 +59,25 @@ def group_by_time(times: Tensor) -> list[tuple[float, Tensor]]:
     if times.dim() != 1:
         raise ValueError(f"times must have shape [M], got {list(times.shape)}")
     return [(float(t), torch.where(times == t)[0]) for t in torch.unique(times)]
+
+
+@torch.no_grad()
+def render_over_time(
+    model, viewmats: Tensor, K: Tensor, width: int, height: int, times: Tensor, *,
+    background=(1.0, 1.0, 1.0), backend: str = "auto", progress: bool = False,
+) -> Tensor:
+    """Frames [T,H,W,3] in [0,1] on CPU: frame i is ``model`` (anything with ``at_time(t) -> GaussianFrame``)
+    at ``times[i]`` seen from ``viewmats[i]`` (``viewmats [T,4,4]``, ``times [T]``, one ``K [3,3]``), on
+    ``background`` (RGB); the model is evaluated once per distinct time."""
+    if viewmats.shape[0] != times.shape[0]:
+        raise ValueError(f"need one viewmat per time, got {viewmats.shape[0]} and {times.shape[0]}")
+    frames: list[Tensor | None] = [None] * times.shape[0]
+    with tqdm(total=times.shape[0], desc="render", disable=None if progress else True) as bar:
+        for t, rows in group_by_time(times):
+            frame = model.at_time(t)
+            bg = torch.tensor(background, dtype=torch.float32, device=frame.means.device)
+            for i in rows.tolist():
+                out = render_frame(frame, viewmats[i : i + 1].to(bg.device), K[None].to(bg.device), width, height, background=bg, backend=backend)
+                frames[i] = out.rgb.clamp(0, 1).cpu()
+                bar.update(1)
+    return torch.cat(frames)

@@ -1,4 +1,5 @@
-"""Image-quality metrics of a Gaussian frame over a set of views."""
+"""Image quality over a set of views: of one Gaussian frame (:func:`evaluate_views`), and of a 4D model
+whose views each have their own time (:func:`evaluate_model`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from motion4d.data.transforms import ImageSet
 from motion4d.gaussians import GaussianFrame
-from motion4d.optim.losses import psnr, ssim
-from motion4d.render.frame import render_frame
+from motion4d.metrics.image import psnr, ssim
+from motion4d.render.frame import group_by_time, render_frame
 
 
 @dataclass
@@ -72,3 +74,20 @@ def evaluate_views(
     if return_renders:
         return metrics, torch.cat(renders) if renders else images.new_zeros(0, H, W, 3)
     return metrics
+
+
+@torch.no_grad()
+def evaluate_model(model, views: ImageSet, *, background: Tensor, backend: str = "auto") -> ViewMetrics:
+    """Metrics of ``model`` (anything with ``at_time(t)``) on ``views``: each image rendered at its own
+    ``time`` (all at t=0 when ``views.times`` is None), the model evaluated once per distinct time; the
+    per-view lists are in the order of ``views``."""
+    if views.times is None:
+        return evaluate_views(model.at_time(0.0), views.images, views.viewmats, views.Ks, background=background, backend=backend)
+    M = views.images.shape[0]
+    psnrs, ssims, seconds = [0.0] * M, [0.0] * M, 0.0
+    for t, rows in group_by_time(views.times):
+        m = evaluate_views(model.at_time(t), views.images[rows], views.viewmats[rows], views.Ks[rows], background=background, backend=backend)
+        for i, p, s in zip(rows.tolist(), m.psnr, m.ssim):
+            psnrs[i], ssims[i] = p, s
+        seconds += m.seconds_per_frame * len(rows)
+    return ViewMetrics(psnrs, ssims, seconds / max(M, 1))
