@@ -156,5 +156,7 @@ def test_config_presets_and_schedule():
     cfg = PriorTrainConfig(steps=100, warmup_steps=10, lr=1e-3, lr_final_fraction=0.1)
     assert learning_rate(cfg, 0) == pytest.approx(1e-4) and learning_rate(cfg, 9) == pytest.approx(1e-3)
     assert learning_rate(cfg, 99) == pytest.approx(1e-4, rel=0.01)
-    with pytest.raises(DataError, match="nowhere"):
-        config_from_json({"width": 3}, "nowhere")
+    with pytest.raises(DataError, match="nowhere: unknown .*wdth"):
+        config_from_json({"wdth": 3}, "nowhere")
+    with pytest.raises(DataError, match="mixed_precision"):
+        config_from_json({"mixed_precision": "fp8"}, "nowhere")

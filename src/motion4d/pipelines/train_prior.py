@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Literal
 
 import imageio.v3 as iio
 import torch
@@ -29,6 +30,7 @@ from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
 from motion4d.atomic import atomic_path, atomic_write_text
+from motion4d.config_dict import from_config_dict
 from motion4d.data.synth_packed import SynthShards
 from motion4d.errors import DataError
 from motion4d.priors.checkpoint import load_training_state, save_training_state
@@ -68,7 +70,7 @@ class PriorTrainConfig:
     """Klotski windows (views, frames) in cells, used in turn by the Klotski layers."""
     motion_tokens: int = 4
     """Motion tokens in the motion-enhancement cross-attention."""
-    prediction_type: str = "sample"
+    prediction_type: Literal["sample", "v_prediction", "epsilon"] = "sample"
     """What the model predicts: "sample" (the clean grid, x0), "v_prediction" or "epsilon"."""
     snr_gamma: float = 5.0
     """Clamp of the x0 loss weight ``min(SNR, snr_gamma) + 1`` (for prediction_type "sample")."""
@@ -90,13 +92,13 @@ class PriorTrainConfig:
     """Gradient norm clip."""
     ema_decay: float = 0.999
     """EMA decay of the weights that are sampled and saved."""
-    mixed_precision: str = "no"
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     """accelerate's mixed precision: "no", "bf16" or "fp16"."""
     seed: int = 0
     """Seed of every random draw (batches, noise, initial weights)."""
     checkpoint_every: int = 250
     """Steps between writes of the (overwritten) checkpoint."""
-    checkpoint_dtype: str = "float16"
+    checkpoint_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
     """dtype of the checkpoint's model and EMA weights ("float16" or "float32")."""
     sample_every: int = 1000
     """Steps between sample sheets (0: only at the end)."""
@@ -106,7 +108,7 @@ class PriorTrainConfig:
     """Prompts in each sample sheet (training captions, then held-out ones)."""
     log_every: int = 10
     """Steps between lines of ``losses.jsonl``."""
-    export_dtype: str = "float16"
+    export_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
     """dtype of the final ``model/`` weights."""
     text_encoder: str = BUNDLED
     """Text encoder: the bundled all-MiniLM-L6-v2, a folder or a (cached) hub id."""
@@ -149,18 +151,16 @@ def build_model(config: PriorTrainConfig, text_dim: int) -> MultiViewVideoTransf
 
 
 def config_to_json(config: PriorTrainConfig) -> dict:
+    """``config`` as a JSON-able dict (the ``config`` of ``RUN/config.json``)."""
     return asdict(config)
 
 
-def config_from_json(d: dict, where: Path) -> PriorTrainConfig:
-    """Inverse of :func:`config_to_json` (unknown or missing keys: :class:`DataError` naming ``where``)."""
+def config_from_json(d: dict, where: Path | str) -> PriorTrainConfig:
+    """Inverse of :func:`config_to_json`; unknown keys or mistyped values: :class:`DataError` naming ``where``."""
     try:
-        recipe = BatchRecipe(**{**d["recipe"], "reference_probs": tuple(d["recipe"]["reference_probs"])})
-        rest = {k: v for k, v in d.items() if k != "recipe"}
-        rest["klotski_windows"] = tuple(tuple(w) for w in rest["klotski_windows"])
-        return PriorTrainConfig(recipe=recipe, **rest)
-    except (KeyError, TypeError) as exc:
-        raise DataError(f"{where}: not a prior training config ({type(exc).__name__}: {exc})") from None
+        return from_config_dict(PriorTrainConfig, d)
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from None
 
 
 def _resolve_config(run: Path, config: PriorTrainConfig | None, resume: bool) -> PriorTrainConfig:
