@@ -160,3 +160,13 @@ def test_config_presets_and_schedule():
         config_from_json({"wdth": 3}, "nowhere")
     with pytest.raises(DataError, match="mixed_precision"):
         config_from_json({"mixed_precision": "fp8"}, "nowhere")
+
+
+def test_the_default_preset_trains_two_steps(tmp_path):
+    data = tmp_path / "data"
+    dataset_synth(data, n=2, seed=1, config=replace(TINY_DATA, frames=8, views_per_sample=4), progress=False)
+    cfg = replace(PRESETS["default"], steps=2, batch_size=2, sample_steps=1, checkpoint_every=2)  # the shipped architecture
+    result = train_prior(data, tmp_path / "run", cfg, progress=False)
+    model = load_denoiser(result.model_dir)
+    assert model.config.width == cfg.width and model.config.depth == cfg.depth and model.config.patch_size == cfg.patch_size
+    assert (result.model_dir / "diffusion_pytorch_model.safetensors").stat().st_size < 20e6
