@@ -1,0 +1,172 @@
+"""Training the prior: batches, loss, checkpoint, and train_prior end to end on a tiny synthetic dataset."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from diffusers import DDPMScheduler
+
+from motion4d.data.synth_packed import SynthShards
+from motion4d.errors import DataError
+from motion4d.pipelines.dataset_synth import SynthConfig, dataset_synth
+from motion4d.pipelines.train_prior import (
+    PRESETS, PriorTrainConfig, checkpoint_model, config_from_json, config_to_json, learning_rate, train_prior,
+)  # fmt: skip
+from motion4d.priors.checkpoint import load_training_state, save_training_state
+from motion4d.priors.mvvideo import MultiViewVideoTransformer, load_denoiser
+from motion4d.priors.text_encoder import TextEncoder
+from motion4d.priors.training import EMA, BatchRecipe, diffusion_loss, frame_indices, make_batch, pick_views
+
+TINY_DATA = SynthConfig(res=16, frames=4, views_per_sample=3, supersample=1, held_out_samples=2, folders=0, shard_size=4)
+"""A real packed dataset, small enough to render in a second or two."""
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth") / "data"
+    dataset_synth(root, n=6, seed=0, config=TINY_DATA, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def text():
+    return TextEncoder.from_pretrained()
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run") / "run"
+    return train_prior(data, run, PRESETS["tiny"], progress=False)
+
+
+def test_view_and_frame_choice():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        v = pick_views(8, 4, 1.0, g)
+        assert v[0] == 0 and len(set(v.tolist())) == 4
+    firsts = {int(pick_views(8, 4, 0.0, g)[0]) for _ in range(60)}
+    assert len(firsts) > 3
+    assert frame_indices(8, 4).tolist() == [0, 2, 5, 7] and frame_indices(8, 8).tolist() == list(range(8))
+    with pytest.raises(ValueError, match="views"):
+        pick_views(3, 4, 0.5, g)
+
+
+def test_batches_mix_reference_kinds_and_static_clips(data, text):
+    ds = SynthShards(data, split="train")
+    recipe = BatchRecipe(views=2, frames=4, resolution=8, reference_probs=(0.25, 0.25, 0.25, 0.25), p_drop_text=0.5, p_static=0.5)
+    x0, cond = make_batch([ds[i % len(ds)] for i in range(32)], text, recipe, torch.Generator().manual_seed(1))
+    assert x0.shape == (32, 2, 4, 4, 8, 8) and x0.min() >= -1 and x0.max() <= 1
+    cond.check(x0)
+    counts = cond.reference_mask.flatten(1).sum(1)
+    assert set(counts.tolist()) == {0, 1, 2, 4}  # none, image, static (2 views of frame 0), video (4 frames of view 0)
+    static = cond.motion_scale == 0
+    assert 0 < static.sum() < 32 and set(cond.motion_scale.tolist()) == {0.0, 1.0}
+    assert torch.equal(x0[static][:, :, 1:], x0[static][:, :, :1].expand_as(x0[static][:, :, 1:]))
+    no_text = ~cond.text_mask.any(1)
+    assert 0 < no_text.sum() < 32 and cond.text_pooled[no_text].abs().sum() == 0
+    assert torch.equal(cond.reference, x0)
+
+
+def test_loss_ignores_the_given_cells(data, text):
+    ds = SynthShards(data, split="train")
+    model = MultiViewVideoTransformer(patch_size=4, width=32, depth=2, heads=2, motion_tokens=2)
+    sched = DDPMScheduler.from_config(model.scheduler_config)
+    x0, cond = make_batch([ds[0], ds[1]], text, BatchRecipe(views=2, frames=4, resolution=16, reference_probs=(0, 0, 1, 0)),
+                          torch.Generator())  # fmt: skip
+    loss = diffusion_loss(model, sched, x0, cond, torch.Generator().manual_seed(0))
+
+    class Shifted:  # same predictions except on the given cells (view 0), which are moved far off
+        prediction_type, scheduler_config = model.prediction_type, model.scheduler_config
+
+        def __call__(self, x, t, c):
+            out = model(x, t, c)
+            return out + 100.0 * c.given(x)[..., None, None, None]
+
+    shifted = diffusion_loss(Shifted(), sched, x0, cond, torch.Generator().manual_seed(0))
+    assert float(shifted.detach()) == pytest.approx(float(loss.detach()))
+    assert float(loss) > 0
+
+
+def test_checkpoint_round_trip_and_damage(tmp_path):
+    model = MultiViewVideoTransformer(patch_size=4, width=32, depth=2, heads=2, motion_tokens=2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(1, 1, 1, 4, 4, 4), torch.tensor([1]), _cond()).square().sum().backward()
+    opt.step()
+    ema = EMA(model, 0.9)
+    path = tmp_path / "checkpoint.safetensors"
+    save_training_state(path, 7, model, ema.shadow, opt, {"config": {"a": 1}})
+    state = load_training_state(path)
+    assert state.step == 7 and state.extra == {"config": {"a": 1}}
+    for k, p in model.named_parameters():
+        assert torch.allclose(state.model[k], p.detach(), atol=1e-3, rtol=1e-3)
+    opt2 = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt2.load_state_dict(state.optim)
+    assert int(opt2.state_dict()["state"][0]["step"]) == 1
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DataError, match="checkpoint.safetensors"):
+        load_training_state(path)
+    (tmp_path / "other.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    with pytest.raises(DataError, match="other.safetensors"):
+        load_training_state(tmp_path / "other.safetensors")
+
+
+def _cond():
+    from motion4d.priors.conditioning import Conditioning
+
+    return Conditioning(torch.zeros(1, 1, 384), torch.ones(1, 1, dtype=torch.bool), torch.zeros(1, 384), torch.zeros(1, 1),
+                        torch.zeros(1, 1), torch.full((1, 1), 3.0), torch.zeros(1, 1), torch.ones(1))  # fmt: skip
+
+
+def test_two_step_training_run_writes_its_run_folder(trained):
+    run = trained.run
+    assert trained.steps == 2 and trained.loss > 0
+    assert {p.name for p in run.iterdir()} >= {"config.json", "checkpoint.safetensors", "losses.jsonl", "samples", "model"}
+    saved = json.loads((run / "config.json").read_text())
+    assert config_from_json(saved["config"], run) == PRESETS["tiny"]
+    assert [json.loads(line)["step"] for line in (run / "losses.jsonl").read_text().splitlines()] == [1, 2]
+    assert [p.name for p in (run / "samples").iterdir()] == ["step_000002.png"]
+    model = load_denoiser(trained.model_dir)
+    assert model.dtype == torch.float32 and model.config.width == 32
+    live = checkpoint_model(run)  # the checkpoint's EMA weights: the same fp16 values as the final model's
+    assert all(torch.equal(a, b) for a, b in zip(live.state_dict().values(), model.state_dict().values()))
+
+
+def test_resume_continues_and_refuses_other_models(trained, data, tmp_path):
+    run = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(trained.run, run)
+    with pytest.raises(DataError, match="resume"):
+        train_prior(data, run, PRESETS["tiny"], progress=False)
+    with pytest.raises(ValueError, match="width"):
+        train_prior(data, run, replace(PRESETS["tiny"], width=64, heads=2), resume=True, progress=False)
+    more = train_prior(data, run, replace(PRESETS["tiny"], steps=3), resume=True, progress=False)
+    assert more.steps == 3 and load_training_state(run / "checkpoint.safetensors").step == 3
+    assert [json.loads(line)["step"] for line in (run / "losses.jsonl").read_text().splitlines()] == [1, 2, 3]
+    (run / "checkpoint.safetensors").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="checkpoint.safetensors"):
+        train_prior(data, run, replace(PRESETS["tiny"], steps=4), resume=True, progress=False)
+
+
+def test_config_presets_and_schedule():
+    assert set(PRESETS) == {"default", "tiny"}
+    for cfg in PRESETS.values():
+        assert config_from_json(json.loads(json.dumps(config_to_json(cfg))), None) == cfg
+    cfg = PriorTrainConfig(steps=100, warmup_steps=10, lr=1e-3, lr_final_fraction=0.1)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-4) and learning_rate(cfg, 9) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 99) == pytest.approx(1e-4, rel=0.01)
+    with pytest.raises(DataError, match="nowhere: unknown .*wdth"):
+        config_from_json({"wdth": 3}, "nowhere")
+    with pytest.raises(DataError, match="mixed_precision"):
+        config_from_json({"mixed_precision": "fp8"}, "nowhere")
+
+
+def test_the_default_preset_trains_two_steps(tmp_path):
+    data = tmp_path / "data"
+    dataset_synth(data, n=2, seed=1, config=replace(TINY_DATA, frames=8, views_per_sample=4), progress=False)
+    cfg = replace(PRESETS["default"], steps=2, batch_size=2, sample_steps=1, checkpoint_every=2)  # the shipped architecture
+    result = train_prior(data, tmp_path / "run", cfg, progress=False)
+    model = load_denoiser(result.model_dir)
+    assert model.config.width == cfg.width and model.config.depth == cfg.depth and model.config.patch_size == cfg.patch_size
+    assert (result.model_dir / "diffusion_pytorch_model.safetensors").stat().st_size < 20e6
