@@ -22,6 +22,15 @@ TINY_DATA = SynthConfig(res=16, frames=4, views_per_sample=3, supersample=1, hel
 """A real packed dataset, small enough to render in a second or two."""
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """accelerate keeps one AcceleratorState per process; a test with another mixed precision needs a new one."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth") / "data"
