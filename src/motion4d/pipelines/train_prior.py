@@ -234,6 +234,21 @@ def _sheet_conditioning(train: SynthShards, held_out: SynthShards | None, text: 
     return torch.cat([grids, grids]), Conditioning.cat([cond, video])
 
 
+def _restore(checkpoint: Path, model: MultiViewVideoTransformer, optimizer: torch.optim.Optimizer, ema: EMA) -> int:
+    """Load ``checkpoint`` into the model, optimizer and EMA; the step to continue from."""
+    state = load_training_state(checkpoint)
+    try:
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optim)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise DataError(f"{checkpoint}: does not fit this config's model ({' '.join(str(exc).split())[:200]})") from None
+    if state.ema.keys() != ema.shadow.keys():
+        raise DataError(f"{checkpoint}: its EMA weights do not fit this config's model")
+    ema.shadow = state.ema
+    logger.info("resuming from %s at step %d", checkpoint, state.step)
+    return state.step
+
+
 def _write_sheet(path: Path, model, truth: torch.Tensor, cond: Conditioning, config: PriorTrainConfig, device) -> None:
     r = config.recipe
     grid = sample_grid(model, cond, (r.views, r.frames, 4, r.resolution, r.resolution), steps=config.sample_steps,
@@ -267,18 +282,8 @@ def train_prior(data: str | Path, out: str | Path, config: PriorTrainConfig | No
     model = build_model(config, text.dim)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
     ema = EMA(model, config.ema_decay)
-    start = 0
     checkpoint = run / CHECKPOINT_FILE
-    if resume and checkpoint.exists():
-        state = load_training_state(checkpoint)
-        try:
-            model.load_state_dict(state.model)
-            optimizer.load_state_dict(state.optim)
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise DataError(f"{checkpoint}: does not fit this config's model ({' '.join(str(exc).split())[:200]})") from None
-        ema.shadow = {k: v.to(device) for k, v in state.ema.items()}
-        start = state.step
-        logger.info("resuming %s at step %d", run, start)
+    start = _restore(checkpoint, model, optimizer, ema) if resume and checkpoint.exists() else 0
     if main:
         run.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run / CONFIG_FILE, json.dumps({"data": str(data), "config": config_to_json(config)}, indent=1) + "\n")
