@@ -1,0 +1,1 @@
+"""Metrics: image quality, motion, geometry errors and the generation oracle."""
