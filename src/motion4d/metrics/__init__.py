@@ -1,4 +1,5 @@
-"""Metrics: image quality (PSNR, SSIM), evaluation over views, motion amplitude, geometry errors."""
+"""Metrics: image quality (PSNR, SSIM), evaluation over views, motion amplitude, geometry errors, and the
+generation oracle (`motion4d.metrics.oracle`: shape, colour and motion of a generated asset, no learned model)."""
 
 from motion4d.metrics.geometry import (
     bbox_diagonal,
