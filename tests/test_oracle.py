@@ -10,7 +10,7 @@ import torch
 from motion4d.data.mesh import linear_to_srgb
 from motion4d.data.synth_motion import MotionSpec, animate
 from motion4d.data.synth_shapes import PALETTE, SHADE, PatternSpec, shape_mesh
-from motion4d.data.synth_vocab import COLOURS, MOTIONS, SHAPES
+from motion4d.data.synth_vocab import COLOURS, SHAPES
 from motion4d.gaussians import GaussianFrame, mean_knn_distance
 from motion4d.metrics.oracle import STATIC, UNKNOWN, OracleConfig, judge, judge_views
 from motion4d.metrics.oracle_colour import classify_colour, hue_and_chroma
