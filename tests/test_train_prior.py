@@ -11,7 +11,7 @@ from motion4d.data.synth_packed import SynthShards
 from motion4d.errors import DataError
 from motion4d.pipelines.dataset_synth import SynthConfig, dataset_synth
 from motion4d.pipelines.train_prior import (
-    PRESETS, PriorTrainConfig, checkpoint_model, config_from_json, config_to_json, learning_rate, train_prior,
+    PRESETS, PriorTrainConfig, checkpoint_model, learning_rate, train_prior,
 )  # fmt: skip
 from motion4d.priors.checkpoint import load_training_state, save_training_state
 from motion4d.priors.mvvideo import MultiViewVideoTransformer, load_denoiser
@@ -132,13 +132,26 @@ def test_two_step_training_run_writes_its_run_folder(trained):
     assert trained.steps == 2 and trained.loss > 0
     assert {p.name for p in run.iterdir()} >= {"config.json", "checkpoint.safetensors", "losses.jsonl", "samples", "model"}
     saved = json.loads((run / "config.json").read_text())
-    assert config_from_json(saved["config"], run) == PRESETS["tiny"]
+    assert saved["pipeline"] == "train-prior" and PriorTrainConfig.from_dict(saved["config"]) == PRESETS["tiny"]
     assert [json.loads(line)["step"] for line in (run / "losses.jsonl").read_text().splitlines()] == [1, 2]
     assert [p.name for p in (run / "samples").iterdir()] == ["step_000002.png"]
     model = load_denoiser(trained.model_dir)
     assert model.dtype == torch.float32 and model.config.width == 32
     live = checkpoint_model(run)  # the checkpoint's EMA weights: the same fp16 values as the final model's
     assert all(torch.equal(a, b) for a, b in zip(live.state_dict().values(), model.state_dict().values()))
+
+
+def test_export_checkpoint_ships_the_ema_weights(trained, tmp_path):
+    from motion4d.pipelines.train_prior import export_checkpoint
+
+    folder = export_checkpoint(trained.run, tmp_path / "shipped")
+    info = json.loads((folder / "training.json").read_text())
+    assert info["step"] == 2 and info["steps"] == PRESETS["tiny"].steps and info["loss"] > 0
+    exported, live = load_denoiser(folder), checkpoint_model(trained.run)
+    assert all(torch.equal(a, b.half().float()) for a, b in zip(exported.state_dict().values(), live.state_dict().values()))
+    assert exported.config.sample_size == PRESETS["tiny"].recipe.resolution and exported.config.fov_deg == TINY_DATA.fov_deg
+    export_checkpoint(trained.run, folder)  # replaced as a whole
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors", "training.json"]
 
 
 def test_resume_continues_and_refuses_other_models(trained, data, tmp_path):
@@ -161,14 +174,14 @@ def test_resume_continues_and_refuses_other_models(trained, data, tmp_path):
 def test_config_presets_and_schedule():
     assert set(PRESETS) == {"default", "tiny"}
     for cfg in PRESETS.values():
-        assert config_from_json(json.loads(json.dumps(config_to_json(cfg))), None) == cfg
+        assert PriorTrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     cfg = PriorTrainConfig(steps=100, warmup_steps=10, lr=1e-3, lr_final_fraction=0.1)
     assert learning_rate(cfg, 0) == pytest.approx(1e-4) and learning_rate(cfg, 9) == pytest.approx(1e-3)
     assert learning_rate(cfg, 99) == pytest.approx(1e-4, rel=0.01)
-    with pytest.raises(DataError, match="nowhere: unknown .*wdth"):
-        config_from_json({"wdth": 3}, "nowhere")
-    with pytest.raises(DataError, match="mixed_precision"):
-        config_from_json({"mixed_precision": "fp8"}, "nowhere")
+    with pytest.raises(ValueError, match="unknown .*wdth"):
+        PriorTrainConfig.from_dict({"wdth": 3})
+    with pytest.raises(ValueError, match="mixed_precision"):
+        PriorTrainConfig.from_dict({"mixed_precision": "fp8"})
 
 
 def test_the_default_preset_trains_two_steps(tmp_path):

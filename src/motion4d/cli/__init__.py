@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(row, Group):
         row, name = row.commands[args.subcommand], f"{name} {args.subcommand}"
     try:
-        print(json.dumps(row.main(name, args)))
+        print(json.dumps(row.main(name, args), default=str))
         return 0
     except (DataError, ValueError, FileNotFoundError, NotADirectoryError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

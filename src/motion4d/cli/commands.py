@@ -148,7 +148,8 @@ class Pipeline:
             what = " and ".join(flags.get(m, m.upper()) for m in missing)
             raise ValueError(f"{name} needs {what} (or --resume on an existing run)")
         inputs = build(inputs_cls, inputs, flags)
-        check_device(config.device)
+        if hasattr(config, "device"):
+            check_device(config.device)
         report = load(self.run)(**dataclasses.asdict(inputs), out=run.path, config=config, resume=ns.resume)
         return dataclasses.asdict(report)
 
@@ -271,7 +272,7 @@ COMMANDS: dict[str, Pipeline | Tool | Group] = {
     "reconstruct": Pipeline("fit animated 4D Gaussians to a dynamic (multi-view video) dataset", positional=("data",), **_RECONSTRUCT),
     "evaluate": Tool(
         "metrics of a fitted run on a dataset split (JSON on stdout)", lambda values, evaluate: evaluate(**values),
-        ("motion4d.pipelines.evaluate:evaluate",), {**_RUN_HELP, "run": "run folder (any pipeline) or .m4d file", "split": "split to evaluate"},
+        ("motion4d.pipelines.evaluate:evaluate",), {**_RUN_HELP, "run": "run folder (any pipeline) or .m4d file", "split": "split to evaluate (default: test, else val, else train)"},
         positional=("run",),
     ),
     "render": Tool(
@@ -308,6 +309,16 @@ COMMANDS: dict[str, Pipeline | Tool | Group] = {
              "workers": "processes rendering samples in parallel", "progress": "progress bar"},
         ),
     }),  # fmt: skip
+    "train-prior": Pipeline(
+        "train the multi-view video diffusion prior on a packed dataset (dataset synth); accelerate launch for GPUs",
+        run="motion4d.pipelines.train_prior:train_prior", presets="motion4d.pipelines.train_prior:PRESETS",
+        inputs="motion4d.pipelines.train_prior:PriorTrainInputs", positional=("data",),
+    ),
+    "text-to-4d": Pipeline(
+        "generate an animated 4D asset from a prompt: sample multi-view video with the prior, fit 4D-Rotor Gaussians",
+        run="motion4d.pipelines.text_to_4d:text_to_4d", presets="motion4d.pipelines.text_to_4d:PRESETS",
+        inputs="motion4d.pipelines.text_to_4d:TextTo4DInputs", positional=("prompt",), aliases={"sampler.kind": "--sampler"},
+    ),
     "demo": Pipeline(
         "reconstruct the built-in moving demo scene with the 'demo' preset (a few min on CPU)", pipeline="reconstruct",
         default_preset="demo", hidden=("data",), input_defaults={"ply_frames": 12}, out_default="runs/demo", prepare=_reconstruct_demo, **_RECONSTRUCT,

@@ -22,9 +22,7 @@ The folder is written as ``DATA.partial`` and renamed when complete; an existing
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import multiprocessing
 import shutil
 import time
@@ -32,7 +30,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -42,9 +39,10 @@ from motion4d.data.synth_motion import animate
 from motion4d.data.synth_packed import DATASET_FILE, ShardWriter, write_dataset_json
 from motion4d.data.synth_shapes import shape_mesh
 from motion4d.data.synth_specs import CameraPlan, SampleSpec, choose_held_out, plan_samples
+from motion4d.data.video_writer import write_video_split
 from motion4d.data.synth_vocab import COLOURS, HELD_OUT_TEMPLATES, MOTIONS, SHAPES, TRAIN_TEMPLATES, read_captions_file
 from motion4d.pipelines.dataset_gltf import render_mesh_rgba
-from motion4d.render.cameras import intrinsics_from_fov, spherical_viewmats, viewmat_to_opengl_c2w
+from motion4d.render.cameras import intrinsics_from_fov, spherical_viewmats
 
 log = logging.getLogger(__name__)
 
@@ -160,18 +158,10 @@ def write_sample_folder(folder: Path, spec: SampleSpec, config: SynthConfig, ima
     uint8 [V,T,R,R,4] from the sample's cameras / the folder test cameras."""
     cams = {"train": (spec.azimuth_deg, spec.elevation_deg, spec.radius), "test": _test_cameras(config)}
     for split, imgs in (("train", images), ("test", test_images)):
-        (folder / split).mkdir(parents=True, exist_ok=True)
         az, el, r = cams[split]
-        c2w = viewmat_to_opengl_c2w(torch.from_numpy(_viewmats(az, el, r))).numpy()
-        frames = []
-        for f, t in enumerate(config.times):
-            for v in range(len(imgs)):
-                name = f"{split}/v{v:02d}_f{f:02d}"
-                iio.imwrite(folder / f"{name}.png", imgs[v, f])
-                frames.append({"file_path": f"./{name}", "time": float(t), "view": v, "azimuth_deg": float(az[v]),
-                               "elevation_deg": float(el[v]), "transform_matrix": c2w[v].tolist()})  # fmt: skip
-        meta = {"camera_angle_x": math.radians(config.fov_deg), **spec.record(), "frames": frames}
-        (folder / f"transforms_{split}.json").write_text(json.dumps(meta, indent=1) + "\n")
+        per_view = [{"azimuth_deg": float(a), "elevation_deg": float(e)} for a, e in zip(az, el)]
+        write_video_split(folder, split, imgs, torch.from_numpy(_viewmats(az, el, r)), config.fov_deg, config.times.tolist(),
+                          meta=spec.record(), per_view=per_view)  # fmt: skip
 
 
 def dataset_synth(

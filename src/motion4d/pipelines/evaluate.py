@@ -15,7 +15,7 @@ from motion4d.data.transforms import available_splits, load_transforms
 from motion4d.metrics.motion import motion_amplitude
 from motion4d.metrics.views import evaluate_model
 from motion4d.pipelines.models import load_run_model
-from motion4d.pipelines.run import RunFolder
+from motion4d.pipelines.run import RunFolder, dataset_splits
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,9 @@ def _run_settings(run: Path) -> tuple[dict, dict]:
     return saved.config, {**saved.inputs, "data": saved.dataset}
 
 
-def evaluate(run: str | Path, data: str | Path | None = None, split: str = "test", *, device: str = "cpu") -> dict:
-    """Metrics of the run's final model on ``split`` of ``data`` (default: the run's dataset).
+def evaluate(run: str | Path, data: str | Path | None = None, split: str | None = None, *, device: str = "cpu") -> dict:
+    """Metrics of the run's final model on ``split`` of ``data`` (default: the run's dataset; its "test"
+    split, else "val", else "train" — a text-to-4d run's dataset is its sampled grid, a train split only).
 
     ``run`` is a fit3d or reconstruct run folder, or an ``.m4d`` file. The images are read with the
     run's background and downscale (and, for a fit3d run of one instant, its time). Returns
@@ -45,6 +46,8 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "test
         if data is None:
             raise DataError(f"{run}: no dataset recorded; give --data")
     data = Path(data)
+    if split is None:
+        split = dataset_splits(data)[1]
     if split not in available_splits(data):
         raise DataError(f"{data}: no split {split!r} (splits here: {', '.join(available_splits(data)) or 'none'})")
     background = tuple(config.get("background") or info.extra.get("background") or (1.0, 1.0, 1.0))

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from motion4d.errors import DataError
-from motion4d.data.transforms import load_transforms, scene_bounds
+from motion4d.data.transforms import ImageSet, load_transforms, scene_bounds
 from motion4d.export.m4d import ModelInfo, save_m4d
 from motion4d.export.video import write_video
 from motion4d.gaussians.registry import init_model, lookup, reconstruct_kinds
@@ -118,6 +118,20 @@ def reconstruct(
     test = load_transforms(data, split, background=config.background, downscale=downscale)
     if test.times is None:
         raise DataError(f"{_split_file(data, split)}: frames have no 'time'")
+    return fit_dynamic(run, train, test, split, config, model=model, extra={"data_root": inputs.data, "downscale": downscale},
+                       resume=resume, video_frames=video_frames, ply_frames=ply_frames, fps=fps)  # fmt: skip
+
+
+def fit_dynamic(
+    run: RunFolder, train: ImageSet, test: ImageSet, split: str, config: Reconstruct4DConfig, *, model: str = ReconstructInputs.model,
+    extra: dict | None = None, resume: bool = False, video_frames: int = ReconstructInputs.video_frames,
+    ply_frames: int = ReconstructInputs.ply_frames, fps: int = 24, write_report: bool = True,
+) -> ReconstructReport:  # fmt: skip
+    """The reconstruct path after the inputs are read: fit a 4D ``model`` to the posed images ``train``, write
+    ``model.m4d`` (``extra`` added to its metadata: ``data_root`` lets evaluate / render find the dataset),
+    the video and PLYs, evaluate on ``test`` (the dataset's ``split``) and write ``report.json`` into ``run``.
+    Every pipeline that ends in a 4D fit (reconstruct, text-to-4d) goes through it; the caller writes
+    ``config.json`` (and ``report.json`` itself with ``write_report=False``)."""
     center, radius = scene_bounds(train)
     time_range = (float(train.times.min()), float(train.times.max()))
     log.info("reconstruct (%s): %d training images %dx%d over %d frames, t in [%.3g, %.3g]; evaluating on %s (%d images)",
@@ -132,7 +146,7 @@ def reconstruct(
     fitted = result.model.cpu().eval()
 
     rig = OrbitRig.from_views(train.viewmats, train.Ks[0], train.width, train.height, center)
-    extra = {"background": list(config.background), "orbit": asdict(rig), "data_root": inputs.data, "downscale": downscale}
+    extra = {"background": list(config.background), "orbit": asdict(rig), **(extra or {})}
     save_m4d(fitted, run.path / MODEL_FILE, ModelInfo(model, time_range, extra))
     bg = torch.tensor(config.background, dtype=torch.float32)
     metrics = evaluate_model(fitted, test, background=bg, backend=config.backend)
@@ -145,7 +159,8 @@ def reconstruct(
     report = ReconstructReport(
         **run.summary(result, metrics, split), motion_amplitude=motion_amplitude(fitted, time_range), model=model, sampler=config.sampler.kind,
     )  # fmt: skip
-    run.write_report(report)
+    if write_report:
+        run.write_report(report)
     log.info("reconstruct: %s PSNR %.2f dB, SSIM %.4f, motion %.3f, %d Gaussians, %d steps in %.0f s",
              split, report.psnr, report.ssim, report.motion_amplitude, report.n_gaussians, report.iters, report.seconds)  # fmt: skip
     return report

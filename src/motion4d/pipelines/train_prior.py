@@ -29,9 +29,10 @@ import torch
 from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
-from motion4d.atomic import atomic_path, atomic_write_text
+from motion4d.atomic import atomic_path
 from motion4d.config_dict import from_config_dict
 from motion4d.data.synth_packed import SynthShards
+from motion4d.pipelines.run import RunFolder
 from motion4d.errors import DataError
 from motion4d.priors.checkpoint import load_training_state, save_training_state
 from motion4d.priors.conditioning import Conditioning, reference_mask
@@ -43,7 +44,8 @@ from motion4d.priors.training import EMA, BatchRecipe, diffusion_loss, frame_ind
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
+PIPELINE = "train-prior"
+"""The pipeline name in ``RUN/config.json``."""
 CHECKPOINT_FILE = "checkpoint.safetensors"
 MODEL_FOLDER = "model"
 LOSS_FILE = "losses.jsonl"
@@ -58,7 +60,7 @@ class PriorTrainConfig:
 
     patch_size: int = 8
     """Side of the square patches each image is cut into (tokens per image: (resolution / patch_size)²)."""
-    width: int = 128
+    width: int = 96
     """Transformer width D."""
     depth: int = 8
     """Transformer layers; their self-attention kinds cycle spatial, frame, view, Klotski."""
@@ -76,7 +78,7 @@ class PriorTrainConfig:
     """Clamp of the x0 loss weight ``min(SNR, snr_gamma) + 1`` (for prediction_type "sample")."""
     recipe: BatchRecipe = field(default_factory=BatchRecipe)
     """Views, frames, resolution, reference masks and condition dropout of the training grids."""
-    steps: int = 8000
+    steps: int = 6000
     """Optimisation steps in all (a resumed run may raise it)."""
     batch_size: int = 8
     """Grids per step and process."""
@@ -114,6 +116,23 @@ class PriorTrainConfig:
     text_encoder: str = BUNDLED
     """Text encoder: the bundled all-MiniLM-L6-v2, a folder or a (cached) hub id."""
 
+    def to_dict(self) -> dict:
+        """JSON-ready dict (the ``config`` of ``RUN/config.json``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PriorTrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys and mistyped values are a ValueError naming the key."""
+        return from_config_dict(cls, d)
+
+
+@dataclass(frozen=True)
+class PriorTrainInputs:
+    """What a prior training run reads (the ``inputs`` of ``RUN/config.json``)."""
+
+    data: str
+    """Packed dataset folder (``motion4d dataset synth`` or your own renders in its layout)."""
+
 
 PRESETS: dict[str, PriorTrainConfig] = {
     "default": PriorTrainConfig(),
@@ -142,30 +161,29 @@ class PriorTrainResult:
     """Wall time of this call."""
 
 
-def build_model(config: PriorTrainConfig, text_dim: int) -> MultiViewVideoTransformer:
-    """The untrained transformer of ``config``."""
+def build_model(config: PriorTrainConfig, text_dim: int, geometry: dict | None = None) -> MultiViewVideoTransformer:
+    """The untrained transformer of ``config``; ``geometry``: the training images' ``fov_deg`` and
+    ``camera_radius`` (see :func:`data_geometry`), recorded in the model's config."""
     return MultiViewVideoTransformer(
+        sample_size=config.recipe.resolution, **(geometry or {}),
         in_channels=4, patch_size=config.patch_size, width=config.width, depth=config.depth, heads=config.heads,
         mlp_ratio=config.mlp_ratio, klotski_windows=[list(w) for w in config.klotski_windows], text_dim=text_dim,
         motion_tokens=config.motion_tokens, text_encoder=config.text_encoder, prediction_type=config.prediction_type,
     )  # fmt: skip
 
 
-def config_to_json(config: PriorTrainConfig) -> dict:
-    """``config`` as a JSON-able dict (the ``config`` of ``RUN/config.json``)."""
-    return asdict(config)
-
-
-def config_from_json(d: dict, where: Path | str) -> PriorTrainConfig:
-    """Inverse of :func:`config_to_json`; unknown keys or mistyped values: :class:`DataError` naming ``where``."""
-    try:
-        return from_config_dict(PriorTrainConfig, d)
-    except ValueError as exc:
-        raise DataError(f"{where}: {exc}") from None
+def data_geometry(data: SynthShards) -> dict:
+    """``{"fov_deg", "camera_radius"}`` of a packed dataset's images (its header; the evaluation views' radius)."""
+    out = {"fov_deg": float(data.meta["fov_deg"])} if "fov_deg" in data.meta else {}
+    if data.meta.get("eval_views"):
+        out["camera_radius"] = float(data.meta["eval_views"][0]["radius"])
+    elif len(data):
+        out["camera_radius"] = float(data[0].radius.median())
+    return out
 
 
 def _resolve_config(run: Path, config: PriorTrainConfig | None, resume: bool) -> PriorTrainConfig:
-    saved_path = run / CONFIG_FILE
+    saved_path = RunFolder(run).config_file
     if not resume:
         if (run / CHECKPOINT_FILE).exists():
             raise DataError(f"{run}: already holds a training run (pass resume=True to continue it)")
@@ -183,13 +201,10 @@ def _resolve_config(run: Path, config: PriorTrainConfig | None, resume: bool) ->
 
 def load_run_config(run: str | Path) -> PriorTrainConfig:
     """The resolved config saved in ``run/config.json`` (:class:`DataError` naming it if missing or damaged)."""
-    path = Path(run) / CONFIG_FILE
-    if not path.is_file():
-        raise DataError(f"{path}: no such file (is {run} a train-prior run folder?)")
-    try:
-        return config_from_json(json.loads(path.read_text())["config"], path)
-    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a prior training config ({exc})") from None
+    folder = RunFolder(run)
+    if not folder.has_config():
+        raise DataError(f"{folder.config_file}: no such file (is {run} a train-prior run folder?)")
+    return folder.load_config(PriorTrainConfig, PriorTrainInputs, pipeline=PIPELINE)[0]
 
 
 def checkpoint_model(run: str | Path) -> MultiViewVideoTransformer:
@@ -197,12 +212,38 @@ def checkpoint_model(run: str | Path) -> MultiViewVideoTransformer:
     run = Path(run)
     config = load_run_config(run)
     state = load_training_state(run / CHECKPOINT_FILE)
-    model = build_model(config, text_dim=state.ema["text_pooled.0.weight"].shape[1])
+    model = build_model(config, text_dim=state.ema["text_pooled.0.weight"].shape[1], geometry=state.extra.get("geometry"))
     try:
         model.load_state_dict(state.ema)
     except RuntimeError as exc:
-        raise DataError(f"{run / CHECKPOINT_FILE}: does not fit {run / CONFIG_FILE} ({' '.join(str(exc).split())[:200]})") from None
+        raise DataError(f"{run / CHECKPOINT_FILE}: does not fit {RunFolder(run).config_file} ({' '.join(str(exc).split())[:200]})") from None
     return model.eval()
+
+
+TRAINING_FILE = "training.json"
+"""What an exported model folder says about its training: ``{"step", "steps", "data", "loss"}``."""
+
+
+def export_checkpoint(run: str | Path, folder: str | Path, *, dtype: str = "float16") -> Path:
+    """Write the EMA model of a run's current checkpoint to ``folder`` (``save_pretrained``, weights in
+    ``dtype``, and ``training.json``: the step it is at) — how a run that is still training is shipped or
+    tried with ``text-to-4d --prior``. The folder is replaced as a whole (written beside it, then renamed)."""
+    import shutil
+
+    run, folder = Path(run), Path(folder)
+    model = checkpoint_model(run)
+    state_step = load_training_state(run / CHECKPOINT_FILE).step
+    config = load_run_config(run)
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    torch.nn.Module.to(model, getattr(torch, dtype)).save_pretrained(str(tmp))
+    losses = (run / LOSS_FILE).read_text().splitlines() if (run / LOSS_FILE).is_file() else []
+    info = {"step": state_step, "steps": config.steps, "data": RunFolder(run).read_config().inputs.get("data"),
+            "loss": json.loads(losses[-1])["loss"] if losses else None}  # fmt: skip
+    (tmp / TRAINING_FILE).write_text(json.dumps(info, indent=1) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
 
 
 def learning_rate(config: PriorTrainConfig, step: int) -> float:
@@ -278,15 +319,15 @@ def train_prior(data: str | Path, out: str | Path, config: PriorTrainConfig | No
     main = accelerator.is_main_process
     text = TextEncoder.from_pretrained(config.text_encoder)
 
+    geometry = data_geometry(train)
     torch.manual_seed(config.seed)
-    model = build_model(config, text.dim)
+    model = build_model(config, text.dim, geometry)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
     ema = EMA(model, config.ema_decay)
     checkpoint = run / CHECKPOINT_FILE
     start = _restore(checkpoint, model, optimizer, ema) if resume and checkpoint.exists() else 0
     if main:
-        run.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run / CONFIG_FILE, json.dumps({"data": str(data), "config": config_to_json(config)}, indent=1) + "\n")
+        RunFolder(run).write_config(PIPELINE, config, PriorTrainInputs(str(Path(data).resolve())))
         logger.info("prior: %.2f M parameters, %d training samples", sum(p.numel() for p in model.parameters()) / 1e6, len(train))
     model, optimizer = accelerator.prepare(model, optimizer)
     bare = accelerator.unwrap_model(model)
@@ -297,10 +338,10 @@ def train_prior(data: str | Path, out: str | Path, config: PriorTrainConfig | No
     def save() -> None:
         if main:
             dtype = getattr(torch, config.checkpoint_dtype)
-            save_training_state(checkpoint, step + 1, bare, ema.shadow, optimizer, {"config": config_to_json(config)}, dtype=dtype)
+            save_training_state(checkpoint, step + 1, bare, ema.shadow, optimizer, {"config": config.to_dict(), "geometry": geometry}, dtype=dtype)
 
     def ema_model() -> MultiViewVideoTransformer:
-        copy = build_model(config, text.dim).to(device)
+        copy = build_model(config, text.dim, geometry).to(device)
         ema.copy_to(copy)
         return copy.eval()
 

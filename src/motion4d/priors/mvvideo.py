@@ -102,6 +102,8 @@ class MultiViewVideoTransformer(ModelMixin, ConfigMixin):
     """The denoiser ``(x_t [B,V,T,C,H,W], timesteps [B], Conditioning) → prediction [B,V,T,C,H,W]``.
 
     Works for any V, T and any H, W divisible by ``patch_size`` (windows are fitted to the grid).
+    ``sample_size``, ``fov_deg`` and ``camera_radius`` record the images it was trained on (side in pixels,
+    field of view, camera distance): a pipeline generates with them unless told otherwise.
     """
 
     config_name = "config.json"
@@ -124,6 +126,9 @@ class MultiViewVideoTransformer(ModelMixin, ConfigMixin):
         prediction_type: str = "sample",
         clip_sample: bool = True,
         text_encoder: str = "bundled:all-MiniLM-L6-v2",
+        sample_size: int = 64,
+        fov_deg: float = 40.0,
+        camera_radius: float = 3.0,
     ) -> None:
         super().__init__()
         kinds = list(layer_kinds) if layer_kinds is not None else [LAYER_KINDS[i % 4] for i in range(depth)]
@@ -205,11 +210,30 @@ class MultiViewVideoTransformer(ModelMixin, ConfigMixin):
         return unpatchify(out, p, c, h, w).to(x_t.dtype)
 
 
-def load_denoiser(folder: str | Path, **kwargs) -> MultiViewVideoTransformer:
-    """``MultiViewVideoTransformer.from_pretrained(folder)``, with a :class:`DataError` naming the folder when it
-    is not such a model (no or foreign ``config.json``, missing or damaged weights)."""
+SHIPPED = "shipped"
+"""The name of the prior that ships inside the package (trained with ``motion4d train-prior``; see the README)."""
+
+
+def shipped_prior_path() -> Path:
+    """The folder of the shipped prior (``motion4d/weights/prior``: ``config.json`` + safetensors)."""
+    return Path(__file__).resolve().parent.parent / "weights" / "prior"
+
+
+def load_denoiser(folder: str | Path = SHIPPED, **kwargs) -> MultiViewVideoTransformer:
+    """``MultiViewVideoTransformer.from_pretrained``: of the shipped prior (:data:`SHIPPED`, the default), a
+    folder written by ``save_pretrained``, a ``motion4d train-prior`` run folder (its ``model/``), or a hub id already in
+    the local cache (never downloaded). A :class:`DataError` names the folder when it is not such a model (no
+    or foreign ``config.json``, missing or damaged weights)."""
+    if str(folder) == SHIPPED:
+        folder = shipped_prior_path()
+        if not (folder / MultiViewVideoTransformer.config_name).is_file():
+            raise DataError(f"{folder}: the shipped prior is not in this install (train one with motion4d train-prior and pass --prior)")
+    elif not Path(folder).exists() and str(folder).count("/") == 1 and not str(folder).startswith((".", "/", "~")):
+        return _from_hub_cache(str(folder), **kwargs)
     folder = Path(folder)
     config = folder / MultiViewVideoTransformer.config_name
+    if (folder / "model" / config.name).is_file() and (folder / "checkpoint.safetensors").is_file():
+        folder, config = folder / "model", folder / "model" / config.name  # a train-prior run folder: its final model
     if not config.is_file():
         raise DataError(f"{folder}: not a prior model folder (no {config.name}; save one with save_pretrained)")
     try:
@@ -222,3 +246,11 @@ def load_denoiser(folder: str | Path, **kwargs) -> MultiViewVideoTransformer:
         return MultiViewVideoTransformer.from_pretrained(str(folder), **{"torch_dtype": torch.float32, **kwargs})
     except Exception as exc:  # diffusers raises OSError / ValueError / safetensors errors / RuntimeError
         raise DataError(f"{folder}: cannot load the model ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})") from exc
+
+
+def _from_hub_cache(repo_id: str, **kwargs) -> MultiViewVideoTransformer:
+    """A hub id from the local Hugging Face cache only (``local_files_only``); a DataError when it is not there."""
+    try:
+        return MultiViewVideoTransformer.from_pretrained(repo_id, local_files_only=True, **{"torch_dtype": torch.float32, **kwargs})
+    except Exception as exc:
+        raise DataError(f"{repo_id}: no such prior folder, and not a model in the local hub cache ({type(exc).__name__})") from exc

@@ -12,9 +12,15 @@ All arrays are float32 / int32 / int64 numpy arrays, C-contiguous.
 from __future__ import annotations
 
 import math
+import os
 
 import numba
 import numpy as np
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    # numba's OpenMP layer spin-waits between kernels: on a machine whose cores are busy (a second job, torch's
+    # own threads) that starves the Python thread, a 12x slower 4D fit on 2 cores; the work-queue pool sleeps.
+    numba.config.THREADING_LAYER = "workqueue"
 
 ALPHA_MIN = np.float32(1.0 / 255.0)
 ALPHA_MAX = np.float32(0.999)
