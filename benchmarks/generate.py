@@ -100,11 +100,12 @@ def accuracy_table(title: str, rows: list[dict]) -> dict:
     return out
 
 
-def print_rows(rows: list[dict]) -> None:
-    for r in rows:
-        mark = lambda a: r["judged"][a] + ("" if r["judged"][a] == r["truth"][a] else "✗")  # noqa: E731
-        truth = " ".join(r["truth"][a] for a in ATTRIBUTES)
-        print(f"  {r['id']:<7} {truth:<28} {' '.join(mark(a) for a in ATTRIBUTES):<32} {r.get('prompt', '')}")
+def print_row(r: dict) -> dict:
+    """Print one judged asset (truth, then the oracle's verdict, ✗ where wrong); returns it."""
+    mark = lambda a: r["judged"][a] + ("" if r["judged"][a] == r["truth"][a] else "✗")  # noqa: E731
+    truth = " ".join(r["truth"][a] for a in ATTRIBUTES)
+    print(f"  {r['id']:<7} {truth:<28} {' '.join(mark(a) for a in ATTRIBUTES):<32} {r['psnr']:5.1f} dB  {r.get('prompt', '')}", flush=True)
+    return r
 
 
 def consistency(pipe: TextTo4DPipeline, run: Path, config, seed: int) -> dict:
@@ -185,20 +186,17 @@ def main() -> int:
     print(f"prior {args.prior}; {len(samples)} held-out combinations of {args.data}")
 
     if "truth" in sections:
-        rows = [{"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config)} for s in samples]
-        print_rows(rows)
+        rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config)}) for s in samples]
         result["sections"]["truth"] = {"accuracy": accuracy_table("truth", rows), "rows": rows}
     combos = []
     if {"combos", "scale", "consistency"} & set(sections):
         for s in samples:
             row = generated(pipe, s.record["caption"], assets / "combos" / s.record["id"], config)
-            combos.append({"id": s.record["id"], "truth": truth_of(s), **row})
-        print_rows(combos)
+            combos.append(print_row({"id": s.record["id"], "truth": truth_of(s), **row}))
         result["sections"]["combos"] = {"accuracy": accuracy_table("combos", combos), "rows": combos}
     if "paraphrase" in sections:
-        rows = [{"id": s.record["id"], "truth": truth_of(s), **generated(pipe, s.record["paraphrase"], assets / "paraphrase" / s.record["id"], config)}
+        rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **generated(pipe, s.record["paraphrase"], assets / "paraphrase" / s.record["id"], config)})
                 for s in samples[: args.paraphrases]]  # fmt: skip
-        print_rows(rows)
         result["sections"]["paraphrase"] = {"accuracy": accuracy_table("paraphrase", rows), "rows": rows}
     if "scale" in sections:
         rows = []

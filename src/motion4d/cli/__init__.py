@@ -10,6 +10,8 @@
     motion4d animate ASSET --driving DATA --out RUN                    animate a static mesh with a multi-view driving video
     motion4d dataset from-gltf ASSET --out DATA [--views N ...]        render an animated glTF into a multi-view video dataset
     motion4d dataset synth --out DATA --n N [--seed S] [--captions F]  the captioned synthetic multi-view video dataset
+    motion4d train-prior DATA --out RUN [--resume]                     train the multi-view video diffusion prior
+    motion4d text-to-4d "PROMPT" --out RUN [--seed S] [--motion-scale]  text → 4D with the shipped (or --prior) prior
     motion4d demo [--out RUN]                                          reconstruct the built-in moving demo scene
 
 Every option of a training command comes from a field of its config or inputs dataclass (default, help

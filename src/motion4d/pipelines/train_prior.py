@@ -78,7 +78,7 @@ class PriorTrainConfig:
     """Clamp of the x0 loss weight ``min(SNR, snr_gamma) + 1`` (for prediction_type "sample")."""
     recipe: BatchRecipe = field(default_factory=BatchRecipe)
     """Views, frames, resolution, reference masks and condition dropout of the training grids."""
-    steps: int = 6000
+    steps: int = 5000
     """Optimisation steps in all (a resumed run may raise it)."""
     batch_size: int = 8
     """Grids per step and process."""
