@@ -36,6 +36,7 @@ from motion4d.optim.checkpoint import (
     restore_optimizer,
     save_checkpoint,
 )
+from motion4d.optim.observers import notify
 from motion4d.optim.config_checks import at_least, field_names, positive, within
 from motion4d.optim.hooks import HasRegularizers, field_parameters
 from motion4d.optim.providers import LossProvider, StepContext, as_loss_output
@@ -400,7 +401,8 @@ class GaussianTrainer:
         """Run until ``config.iters`` steps (or the time budget); ``resume`` first loads the newest checkpoint.
 
         ``on_step(step, loss)`` is called after each step (raising stops training without a final
-        checkpoint, as a kill would).
+        checkpoint, as a kill would), then the registered observers (:mod:`motion4d.optim.observers`).
+        Ctrl-C (KeyboardInterrupt) writes a checkpoint of the steps done, then propagates.
         """
         cfg = self.config
         if not self.losses:
@@ -425,6 +427,7 @@ class GaussianTrainer:
                     bar.set_postfix(**self.postfix(loss))
                 if on_step is not None:
                     on_step(self.step, loss)
+                notify(self, self.step, loss)
                 self.after_step()
                 if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0 and self.step < cfg.iters:
                     last_ckpt = self.save()
@@ -433,6 +436,10 @@ class GaussianTrainer:
                     if stopped:
                         log.info("time budget of %.0f s reached at step %d of %d", cfg.time_budget_s, self.step, cfg.iters)
                     break
+        except KeyboardInterrupt:  # Ctrl-C: keep what was done, then stop as asked
+            if self.step > 0 and self.ckpt_dir is not None:
+                log.info("interrupted at step %d; checkpoint %s written", self.step, self.save())
+            raise
         finally:
             bar.close()
         last_ckpt = self.save() or last_ckpt
