@@ -36,17 +36,16 @@ import time
 from pathlib import Path
 
 import torch
-
 from _runner import write_json
+from _truth import judged, truth_asset
 from prior_quality import held_out_batch, psnr
 
 from motion4d.data.synth_packed import SynthShards
 from motion4d.data.synth_vocab import COLOURS, MOTIONS, SHAPES
 from motion4d.metrics.image import psnr as image_psnr
-from motion4d.metrics.oracle import judge
 from motion4d.pipelines.models import load_run_model
 from motion4d.pipelines.run import RunFolder
-from motion4d.pipelines.text_to_4d import GRID_FOLDER, PRESETS, GeneratedGrid, TextTo4DPipeline, fit_grid
+from motion4d.pipelines.text_to_4d import GRID_FOLDER, PRESETS, TextTo4DPipeline
 from motion4d.priors.conditioning import reference_mask
 from motion4d.priors.sampling import sample_grid
 from motion4d.render.frame import render_frame
@@ -57,13 +56,6 @@ SCALES = (0.5, 1.0, 2.0)
 NOVEL_AZIMUTHS = (45.0, 135.0, 225.0)
 
 
-def judged(run: Path) -> dict:
-    """The oracle's shape / colour / motion of a run folder's model."""
-    model, info = load_run_model(run)
-    r = judge(model, info.time_range)
-    return {"shape": r.shape, "colour": r.colour, "motion": r.motion}
-
-
 def generated(pipe: TextTo4DPipeline, prompt: str, run: Path, config, motion_scale: float = 1.0) -> dict:
     """Make (or reuse) one asset with text-to-4d and judge it."""
     if not (run / "report.json").is_file():
@@ -71,21 +63,6 @@ def generated(pipe: TextTo4DPipeline, prompt: str, run: Path, config, motion_sca
     report = RunFolder(run).read_report()
     return {"prompt": prompt, "judged": judged(run), "psnr": report["psnr"], "motion_amplitude": report["motion_amplitude"],
             "seconds": report["seconds_per_stage"]}  # fmt: skip
-
-
-def truth_asset(sample, run: Path, config) -> dict:
-    """Fit (or reuse) the ground-truth grid of a held-out sample at the generation views and judge it."""
-    if not (run / "report.json").is_file():
-        v = config.views
-        grid = GeneratedGrid(sample.images[:v].float() / 255.0, sample.azimuth_deg[:v], sample.elevation_deg[:v], float(sample.radius[0]),
-                             40.0, sample.times)  # fmt: skip
-        grid.write(run / GRID_FOLDER, {"caption": sample.record["caption"]})
-        t0 = time.perf_counter()
-        report = fit_grid(RunFolder(run), run / GRID_FOLDER, config, video_frames=0)
-        RunFolder(run).write_report(report)
-        (run / "seconds.json").write_text(json.dumps({"fit": time.perf_counter() - t0}))
-    report = RunFolder(run).read_report()
-    return {"judged": judged(run), "psnr": report["psnr"], "motion_amplitude": report["motion_amplitude"]}
 
 
 def accuracy_table(title: str, rows: list[dict]) -> dict:
@@ -102,7 +79,7 @@ def accuracy_table(title: str, rows: list[dict]) -> dict:
 
 def print_row(r: dict) -> dict:
     """Print one judged asset (truth, then the oracle's verdict, ✗ where wrong); returns it."""
-    mark = lambda a: r["judged"][a] + ("" if r["judged"][a] == r["truth"][a] else "✗")  # noqa: E731
+    mark = lambda a: r["judged"][a] + ("" if r["judged"][a] == r["truth"][a] else "✗")
     truth = " ".join(r["truth"][a] for a in ATTRIBUTES)
     print(f"  {r['id']:<7} {truth:<28} {' '.join(mark(a) for a in ATTRIBUTES):<32} {r['psnr']:5.1f} dB  {r.get('prompt', '')}", flush=True)
     return r
@@ -181,7 +158,7 @@ def main() -> int:
     config = PRESETS["default"]
     pipe = TextTo4DPipeline.from_pretrained(args.prior)
     assets = args.out / "assets"
-    truth_of = lambda s: {a: s.record[a] for a in ATTRIBUTES}  # noqa: E731
+    truth_of = lambda s: {a: s.record[a] for a in ATTRIBUTES}
     result: dict = {"data": str(args.data), "prior": args.prior, "config": config.to_dict(), "sections": {}}
     print(f"prior {args.prior}; {len(samples)} held-out combinations of {args.data}")
 
