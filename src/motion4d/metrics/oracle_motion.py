@@ -151,14 +151,16 @@ def _features(views: OracleViews, config: MotionConfig) -> Tensor:
 def _ring_turn(prev: Tensor, cur: Tensor, config: MotionConfig) -> float:
     """The turn about z (radians, in (−π, π]) from the ring views ``prev [A,C,c,c]`` to ``cur``: a turn by ``θ``
     shows at azimuth ``a`` what azimuth ``a − θ`` showed before, so it is the ring shift that best lines them
-    up (0 unless it removes ``min_gain`` of the unshifted difference)."""
+    up. Each channel (alpha; the shading pattern) is its own witness: the shift is the one of the channel
+    whose best shift removes the largest share of its unshifted difference — the silhouettes for a fit that
+    blurred the pattern away, the pattern for a round shape — and 0 unless that share is ``min_gain``."""
     A = prev.shape[0]
-    w = torch.tensor([1.0] + [config.shade_weight] * (prev.shape[1] - 1))[None, :, None, None]
-    err = torch.stack([(w * (cur - torch.roll(prev, s, dims=0)) ** 2).sum() for s in range(A)])
-    best = int(err.argmin())
-    if err[best] > (1.0 - config.min_gain) * err[0]:
+    err = torch.stack([((cur - torch.roll(prev, s, dims=0)) ** 2).sum(dim=(0, 2, 3)) for s in range(A)])  # [A,C]
+    gain = 1.0 - err.min(dim=0).values / err[0].clamp_min(1e-12)  # [C]
+    c = int(gain.argmax())
+    if float(gain[c]) < config.min_gain:
         return 0.0
-    return math.remainder(best * 2 * math.pi / A, 2 * math.pi)
+    return math.remainder(int(err[:, c].argmin()) * 2 * math.pi / A, 2 * math.pi)
 
 
 def motion_signals(views: OracleViews, config: MotionConfig = MotionConfig()) -> MotionSignals:

@@ -5,6 +5,13 @@ The ring is ``n_azimuths`` cameras evenly spaced in azimuth (0 = front, on −y;
 all aimed at the centroid of that time. Its elevation is the fixed evaluation views' (20°): a 4D fit is only
 as good as the views it was fitted to, and a generated grid's views are those (a top view, which no
 training camera sees, renders a fit's guesswork).
+
+What counts is what the fit was fitted to: its Gaussians composited on its training ``background``. A
+Gaussian (or a pixel) of the background's own colour is invisible there, so nothing constrained it — a fit
+on white images freely grows faint white sheets and floaters that a plain alpha render shows as solid
+shapes. So each Gaussian (for the centroid) and each pixel (for the silhouettes and colours) counts by its
+*visible* opacity: its opacity (alpha) times ``clamp(d / min_contrast, 0, 1)``, ``d`` the largest
+difference of its colour from the background over the three channels.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from motion4d.gaussians.activations import sh0_to_rgb
 from motion4d.render.cameras import intrinsics_from_fov, spherical_viewmats
 from motion4d.render.frame import render_frame
 
@@ -38,6 +46,11 @@ class ViewConfig:
     """Gaussians below this opacity at a time are not visible then."""
     outlier_radii: float = 3.0
     """Gaussians farther than this many RMS radii from the centroid are floaters, left out of the centroid."""
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """The background the model was fitted on (sRGB; the reconstruct and text-to-4d default, white)."""
+    min_contrast: float = 0.25
+    """A colour at least this far (largest channel difference) from the background is fully visible on it,
+    a nearer one in proportion (module docstring)."""
     backend: str = "auto"
     """Rasterizer backend."""
 
@@ -58,12 +71,21 @@ class OracleViews:
     rgb: Tensor
     """[T,A,R,R,3] straight colours of the ring's views (aimed at the centroid)."""
     alpha: Tensor
-    """[T,A,R,R] their alpha."""
+    """[T,A,R,R] their visible alpha (module docstring)."""
 
 
-def visible_centroid(means: Tensor, opacities: Tensor, config: ViewConfig = ViewConfig()) -> Tensor:
-    """[3] opacity-weighted centroid of the visible Gaussians (``means [N,3]``, ``opacities [N]``), floaters
-    beyond ``outlier_radii`` RMS radii dropped."""
+def visibility(colours: Tensor, config: ViewConfig = ViewConfig()) -> Tensor:
+    """[...] how visible ``colours [...,3]`` (sRGB) are on the background, in [0,1] (module docstring)."""
+    d = (colours - torch.tensor(config.background, dtype=colours.dtype, device=colours.device)).abs().amax(dim=-1)
+    return (d / config.min_contrast).clamp(0.0, 1.0)
+
+
+def visible_centroid(means: Tensor, opacities: Tensor, config: ViewConfig = ViewConfig(), colours: Tensor | None = None) -> Tensor:
+    """[3] centroid of the visible Gaussians (``means [N,3]``, ``opacities [N]``, weighted by their opacity
+    times the :func:`visibility` of their ``colours [N,3]`` when given), floaters beyond ``outlier_radii``
+    RMS radii dropped."""
+    if colours is not None:
+        opacities = opacities * visibility(colours, config)
     w = opacities * (opacities >= config.min_opacity)
     if float(w.sum()) <= 0:
         raise ValueError("the model shows nothing at some time of its time range")
@@ -91,11 +113,13 @@ def render_oracle_views(model, times: Tensor, config: ViewConfig = ViewConfig())
     for t in times.tolist():
         frame = model.at_time(float(t))
         means = frame.means.detach()
-        c = visible_centroid(means.cpu().double(), frame.opacities.detach().cpu().double().reshape(-1), config)
+        colours = sh0_to_rgb(frame.sh[:, 0].detach().cpu().double()).clamp(0.0, 1.0)  # view-independent part
+        c = visible_centroid(means.cpu().double(), frame.opacities.detach().cpu().double().reshape(-1), config, colours)
         frame = dataclasses.replace(frame, means=means - c.to(means))
         out = render_frame(frame, viewmats, Ks, config.res, config.res, background=torch.zeros(3), backend=config.backend)
         a = out.alpha[..., 0].detach().cpu().float()
+        rgb = (out.rgb.detach().cpu().float() / a[..., None].clamp_min(1e-4)).clamp(0.0, 1.0)
         cents.append(c)
-        rgbs.append(out.rgb.detach().cpu().float() / a[..., None].clamp_min(1e-4))
-        alphas.append(a)
-    return OracleViews(times.double(), torch.stack(cents), torch.stack(rgbs).clamp(0.0, 1.0), torch.stack(alphas))
+        rgbs.append(rgb)
+        alphas.append(a * visibility(rgb, config))
+    return OracleViews(times.double(), torch.stack(cents), torch.stack(rgbs), torch.stack(alphas))
