@@ -84,8 +84,18 @@ class MotionConfig:
     bend_residual: tuple[float, float] = (0.08, 0.16)
     """Peak front-view residual (1 − soft IoU) below which an object is not bent at all and above which it
     is fully (rigid sways leave up to 0.09, bends 0.25–0.4 with exact trajectories)."""
-    turning_quantile: float = 0.25
+    turning_quantile: float = 0.5
     """Spinning's strength is this quantile of the per-step turns over ``strength_fraction`` of a spin's."""
+    flux_range: tuple[float, float] = (0.03, 0.09)
+    """Median pattern flux below which the surface is taken as unchanging and above which as fully
+    changing (fits of still objects: ≤ 0.025; of spinning round ones, whose pattern a fit blurs: 0.1–0.75)."""
+    flux_weight: float = 0.5
+    """The most a spin seen only in the pattern's flux (no turn found) scores."""
+    flux_views: tuple[int, ...] = (0, 9, 18, 27)
+    """Ring views the flux is measured in (those of the generation views: a fit is only constrained there)."""
+    sway_swing: float = 0.07
+    """Sideways swing (world units) of the centroid of a body swaying by the dataset's 0.5 rad about a base
+    0.15 below it (a low estimate: the shapes' centroids are 0.15–0.4 above their bases)."""
     min_score: float = 0.05
     """Below this best score the model is ``"static"``."""
     canvas: SilhouetteConfig = field(default_factory=lambda: SilhouetteConfig(canvas=48, area_fraction=0.15))
@@ -112,6 +122,8 @@ class MotionSignals:
     """Relative size minus 1."""
     residual: Tensor
     """Front-view residual after its best tilt."""
+    flux: Tensor
+    """How much the shading pattern changed since the previous time where the silhouette stayed (0 first)."""
 
 
 def _rotate(images: Tensor, angles: Tensor) -> Tensor:
@@ -163,6 +175,15 @@ def _ring_turn(prev: Tensor, cur: Tensor, config: MotionConfig) -> float:
     return math.remainder(int(err[:, c].argmin()) * 2 * math.pi / A, 2 * math.pi)
 
 
+def _flux(prev: Tensor, cur: Tensor) -> float:
+    """How much the shading pattern changed from ``prev [V,2,c,c]`` to ``cur`` (alpha, shade) where both
+    silhouettes cover: 1 − the normalised correlation of the two shadings, the median over the views."""
+    both = prev[:, 0] * cur[:, 0]
+    x, y = prev[:, 1] * both, cur[:, 1] * both
+    ncc = (x * y).sum(dim=(-1, -2)) / ((x * x).sum(dim=(-1, -2)) * (y * y).sum(dim=(-1, -2))).sqrt().clamp_min(1e-9)
+    return float((1.0 - ncc).median())
+
+
 def motion_signals(views: OracleViews, config: MotionConfig = MotionConfig()) -> MotionSignals:
     """The signals of a model seen at ``views.times`` (module docstring)."""
     t = views.times
@@ -170,17 +191,18 @@ def motion_signals(views: OracleViews, config: MotionConfig = MotionConfig()) ->
     d = views.centroids - views.centroids[0]
     feats = _features(views, config)  # [T,A,2,c,c]
     tilts = torch.deg2rad(torch.arange(-config.max_tilt_deg, config.max_tilt_deg + 1e-9, config.tilt_step_deg, dtype=torch.float64))
-    turn, tilt, residual = [0.0], [0.0], [0.0]
+    turn, tilt, residual, flux = [0.0], [0.0], [0.0], [0.0]
     for k in range(1, len(t)):
         turn.append(turn[-1] + abs(_ring_turn(feats[k - 1], feats[k], config)))
         # the first front view turned onto this one: the angle is this view's tilt from the first
         turned, angle = _best_rotation(feats[0, _FRONT], feats[k, _FRONT], tilts, config)
         tilt.append(angle)
         residual.append(1.0 - float(soft_iou(turned[0][None, None], feats[k, _FRONT, 0][None, None])))
+        flux.append(_flux(feats[k - 1, list(config.flux_views)], feats[k, list(config.flux_views)]))
     area = solid_silhouettes(views.alpha, config.alpha_threshold).sum(dim=(-1, -2)).mean(dim=1).double()  # [T]
     size = area.clamp_min(1e-9).sqrt()
     as_t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-    return MotionSignals(tau, d[:, 2], d[:, 0], d[:, 1], as_t(turn), as_t(tilt), size / size.mean() - 1.0, as_t(residual))
+    return MotionSignals(tau, d[:, 2], d[:, 0], d[:, 1], as_t(turn), as_t(tilt), size / size.mean() - 1.0, as_t(residual), as_t(flux))
 
 
 def _profiles(tau: Tensor) -> dict[str, Tensor]:
@@ -236,15 +258,27 @@ def motion_scores(sig: MotionSignals, config: MotionConfig = MotionConfig()) -> 
     steps = torch.diff(sig.turn).abs()
     expected = 2 * math.pi / max(len(steps), 1)
     strength["spinning"] = min(1.0, float(torch.quantile(steps, config.turning_quantile)) / (f * expected)) if len(steps) else 0.0
-    scores["spinning"] = strength["spinning"]
     r2, radius = _orbit_fit(sig.x, sig.y, sig.tau)
     scores["orbiting"] = r2 * min(1.0, radius / (f * 0.42))
     r2, gain = _fit(sig.residual, torch.sin(2 * math.pi * sig.tau).abs())
     lo, hi = config.bend_residual
     strength["bending"] = min(1.0, max(0.0, (gain - lo) / (hi - lo)))
-    scores["bending"] = r2 * strength["bending"] * (1.0 - strength["spinning"])
+    bending = r2 * strength["bending"]
+    # a rigid tilt about the base swings the body sideways with it: the tilt is only taken with that swing
     r2, gain = _fit(sig.tilt, prof["swaying"], signed=False)
-    scores["swaying"] = r2 * min(1.0, gain / f) * (1.0 - strength["bending"]) * (1.0 - strength["spinning"])
+    r2_swing, swing = _fit(sig.x, torch.sin(2 * math.pi * sig.tau), signed=False)
+    swaying = r2 * min(1.0, gain / f) * r2_swing * min(1.0, swing / (f * config.sway_swing)) * (1.0 - strength["bending"])
+    # a round shape spinning keeps its silhouette and a fit blurs its pattern: then the pattern's flux,
+    # on a shape that does nothing else, is what is left of the spin
+    lo, hi = config.flux_range
+    flux = min(1.0, max(0.0, (float(sig.flux[1:].median()) - lo) / (hi - lo))) if len(sig.flux) > 1 else 0.0
+    still = 1.0 - max(scores["bouncing"], scores["jumping"], scores["sliding"], scores["pulsing"], scores["orbiting"], bending, swaying)
+    # a spin is in place: a turn seen while the body travels is the travel's (its shading moves with it)
+    travel = max(scores["bouncing"], scores["jumping"], scores["sliding"], scores["orbiting"])
+    strength["spinning"] *= 1.0 - travel
+    scores["spinning"] = max(strength["spinning"], config.flux_weight * flux * still)
+    scores["bending"] = bending * (1.0 - strength["spinning"])
+    scores["swaying"] = swaying * (1.0 - strength["spinning"])
     return {m: scores[m] for m in MOTIONS}
 
 

@@ -7,8 +7,9 @@ cameras the masks were seen from (:func:`render_templates`). Both the observed a
 centroid and all views of one time are zoomed by one common factor that brings their mean area to a fixed
 share of the canvas. That removes the object's position (sliding, orbiting, bouncing) and size (the
 dataset's size jitter, pulsing) but keeps its proportions across views (a cube's top is as wide as its
-side). A shape's score is the best soft IoU ``Σ min(a, b) / Σ max(a, b)`` over every (time, yaw) pair,
-summed over the views; matching over times lets the least deformed time speak for swaying or bending.
+side). At each time, a shape matches by its best soft IoU ``Σ min(a, b) / Σ max(a, b)`` over the yaws,
+summed over the views; its score is the mean of that over the ``best_times`` times it matches best (the
+least deformed poses of a sway or a bend speak, and no one time's noise decides).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class SilhouetteConfig:
     """Observed alpha is binarised at this level and reduced to its largest region before matching (the
     soft fall-off of Gaussians rounds corners off, which makes a pyramid look like a cone, and a fit's
     floaters would count as shape); None keeps it as it is."""
+
+    best_times: int = 3
+    """A shape's score is its mean soft IoU over the times it matches best, this many of them: the least
+    deformed poses of a sway or a bend speak, and no single time's noise decides."""
 
     @property
     def yaws_deg(self) -> np.ndarray:
@@ -193,17 +198,16 @@ def perspective_scale(masks: Tensor, viewmats: Tensor, Ks: Tensor, min_area_px: 
 
 def shape_scores(masks: Tensor, viewmats: Tensor, Ks: Tensor, templates: ShapeTemplates,
                  config: SilhouetteConfig = SilhouetteConfig()) -> dict[str, float]:  # fmt: skip
-    """Each shape's best soft IoU over times and yaws: ``masks [T,V,H,W]`` seen by the templates' cameras
+    """Each shape's score (its best soft IoU over the yaws, averaged over its ``best_times`` best times;
+    module docstring): ``masks [T,V,H,W]`` seen by the templates' cameras
     ``viewmats [V,4,4]``, ``Ks [V,3,3]`` (the perspective of an off-centre object divided out)."""
     if masks.dim() != 4 or masks.shape[1] != templates.masks.shape[2]:
         raise ValueError(f"masks must have shape [T,V,H,W] with V = {templates.masks.shape[2]}, got {list(masks.shape)}")
     obs = _prepare(masks, viewmats, Ks, config)
-    best = torch.zeros(len(SHAPES))
-    for t in range(obs.shape[0]):
-        if obs[t].sum() <= 0:
-            continue
-        iou = soft_iou(obs[t][None, None], templates.masks)  # [S,Y]
-        best = torch.maximum(best, iou.max(dim=1).values)
+    seen = [soft_iou(o[None, None], templates.masks).max(dim=1).values for o in obs if o.sum() > 0]  # [S] per time
+    if not seen:
+        return dict.fromkeys(SHAPES, 0.0)
+    best = torch.stack(seen).topk(min(config.best_times, len(seen)), dim=0).values.mean(dim=0)
     return {s: float(v) for s, v in zip(SHAPES, best)}
 
 
