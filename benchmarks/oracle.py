@@ -9,13 +9,19 @@ section: :mod:`_truth`), then ``judge(model, time_range)`` — shape, colour and
 Splits: ``--split train`` takes a stratified tuning set (``--per-pair`` samples of every shape × motion pair,
 in dataset order, plus the first sample of any colour still missing); tune the oracle on it only.
 ``--split held_out`` (the default) takes every held-out sample: the test set, run once at the end.
+``--ids`` keeps only the listed samples.
+
+Controls (``--variant``, :func:`_truth.variant`): ``still`` holds frame 0 for every frame, so the right
+motion is "static" (does the oracle invent motion?); ``blurred`` blurs the views first (a generated grid is
+blurrier than a render: does it hold up?).
 
 Prints a row per sample, the per-attribute accuracy, the confusion matrices and the seconds per judge;
-writes ``RESULTS/oracle.json``. Fits are kept under ``RESULTS/fits/<id>`` and reused (so re-judging after a
+writes ``RESULTS/oracle.json`` (``oracle_<variant>.json`` for a control). Fits are kept under
+``RESULTS/fits/<id>`` (``fits_<variant>/<id>``) and reused (so re-judging after a
 change to the oracle takes seconds a sample; the first run fits, ~1 min a sample on a 2-core CPU).
 
     python benchmarks/oracle.py DATA --out RESULTS [--split held_out|train] [--per-pair 2] [--limit N]
-        [--no-images] [--threads 1]
+        [--ids ID,...] [--variant truth|still|blurred] [--no-images] [--threads 1]
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pathlib import Path
 
 import torch
 from _runner import write_json
-from _truth import fit_truth, judge_run
+from _truth import VARIANTS, fit_truth, judge_run, variant
 
 from motion4d.data.synth_packed import SynthShards
 from motion4d.data.synth_vocab import COLOURS, MOTIONS, SHAPES
@@ -87,7 +93,7 @@ def accuracy(rows: list[dict], way: str, attr: str) -> tuple[int, int]:
 def confusion(rows: list[dict], way: str, attr: str) -> dict[str, dict[str, int]]:
     """truth → predicted → count."""
     names = list(ATTRIBUTES[attr]) + ([UNKNOWN] if attr == "colour" else [STATIC] if attr == "motion" else [])
-    m = {t: dict.fromkeys(names, 0) for t in ATTRIBUTES[attr]}
+    m = {t: dict.fromkeys(names, 0) for t in names if t in ATTRIBUTES[attr] or any(r["truth"][attr] == t for r in rows)}
     for r in rows:
         if way in r and attr in r[way]:
             m[r["truth"][attr]][r[way][attr]] = m[r["truth"][attr]].get(r[way][attr], 0) + 1
@@ -109,6 +115,8 @@ def main() -> int:
     ap.add_argument("--split", default="held_out", choices=["held_out", "train"])
     ap.add_argument("--per-pair", type=int, default=2, help="train: samples of every shape × motion pair in the tuning set")
     ap.add_argument("--limit", type=int, default=0, help="only the first N samples (0: all)")
+    ap.add_argument("--ids", default="", help="only these sample ids (comma-separated)")
+    ap.add_argument("--variant", default="truth", choices=VARIANTS, help="the ground truth itself, or a control (module docstring)")
     ap.add_argument("--no-images", action="store_true", help="skip the oracle on the ground-truth images")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args()
@@ -117,6 +125,9 @@ def main() -> int:
 
     ds = SynthShards(args.data, split=args.split)
     todo = tuning_indices(ds.records, args.per_pair) if args.split == "train" else list(range(len(ds)))
+    if args.ids:
+        keep = set(args.ids.split(","))
+        todo = [i for i in todo if ds.records[i]["id"] in keep]
     todo = todo[: args.limit or None]
     if not todo:
         print(f"error: {args.data}: no samples of split {args.split!r}", file=sys.stderr)
@@ -125,17 +136,18 @@ def main() -> int:
     fov = float(ds.meta["fov_deg"])
     images = ImageOracle(oracle, fit_config.views, fov)
     rows = []
-    print(f"{len(todo)} {args.split} samples of {args.data}")
+    fits = args.out / ("fits" if args.variant == "truth" else f"fits_{args.variant}")
+    print(f"{len(todo)} {args.split} samples of {args.data}" + ("" if args.variant == "truth" else f", {args.variant}"))
     print(f"{'id':<7} {'truth':<28} {'fitted: oracle':<32} {'psnr':>5} {'fit s':>6} {'judge s':>7}  {'images':<18}")
     for i in todo:
-        sample = ds[i]
+        sample = variant(ds[i], args.variant, fit_config.views)
         sid = sample.record["id"]
-        truth = {a: sample.record[a] for a in ATTRIBUTES}
+        truth = {a: sample.record[a] for a in ATTRIBUTES} | ({"motion": STATIC} if args.variant == "still" else {})
         row = {"id": sid, "truth": truth, "caption": sample.record["caption"]}
         if not args.no_images:
             row["images"] = images(sample)
-        report = fit_truth(sample, args.out / "fits" / sid, fit_config, fov)
-        r, seconds = judge_run(args.out / "fits" / sid, oracle)
+        report = fit_truth(sample, fits / sid, fit_config, fov)
+        r, seconds = judge_run(fits / sid, oracle)
         row["fitted"] = {"shape": r.shape, "colour": r.colour, "motion": r.motion, "seconds": seconds, "scores": r.scores,
                          "fit": {"psnr": report["psnr"], "seconds": report["fit_seconds"], "n_gaussians": report["n_gaussians"]}}  # fmt: skip
         rows.append(row)
@@ -159,8 +171,9 @@ def main() -> int:
                 print_confusion(f"{way} {attr}", confusion(rows, way, attr))
     secs = [r["fitted"]["seconds"] for r in rows]
     print(f"\njudge: {sum(secs) / len(secs):.1f} s per sample")
-    write_json(args.out / "oracle.json", {
+    write_json(args.out / ("oracle.json" if args.variant == "truth" else f"oracle_{args.variant}.json"), {
         "data": str(args.data), "split": args.split, "per_pair": args.per_pair if args.split == "train" else None,
+        "variant": args.variant,
         "fit_config": fit_config.to_dict(), "oracle_config": json.loads(json.dumps(dataclasses.asdict(oracle), default=str)), "summary": summary,
         "judge_seconds": sum(secs) / len(secs),
         "confusion": {f"{w}_{a}": confusion(rows, w, a) for w, attrs in ways for a in attrs if accuracy(rows, w, a)[1]},

@@ -1,6 +1,7 @@
 """The generation oracle (motion4d.metrics.oracle): colour from hue votes, shape from silhouettes against
 templates, motion from trajectories, and ``judge`` end to end, on tiny hand-made things with known answers."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,7 +15,7 @@ from motion4d.data.synth_vocab import COLOURS, SHAPES
 from motion4d.gaussians import GaussianFrame, mean_knn_distance
 from motion4d.metrics.oracle import STATIC, UNKNOWN, OracleConfig, judge, judge_views
 from motion4d.metrics.oracle_colour import classify_colour, hue_and_chroma
-from motion4d.metrics.oracle_motion import classify_motion
+from motion4d.metrics.oracle_motion import MotionConfig, classify_motion
 from motion4d.metrics.oracle_shape import SilhouetteConfig, classify_shape, mesh_silhouette, normalise_silhouettes, render_templates
 from motion4d.render.cameras import intrinsics_from_fov, spherical_viewmats
 
@@ -175,3 +176,83 @@ def test_judge_views_on_rendered_images():
     result = judge_views(images[..., :3], images[..., 3], viewmats, Ks, OracleConfig(silhouette=TINY_SIL))
     assert (result.shape, result.colour, result.motion) == ("cone", "purple", None)
     assert result.correct("cone", "purple", "swaying") == {"shape": True, "colour": True}
+
+
+def test_visibility_on_the_fit_background():
+    from motion4d.metrics.oracle_views import ViewConfig, visibility, visible_centroid
+
+    vis = visibility(torch.tensor([[1.0, 1.0, 1.0], [0.9, 0.9, 0.9], list(PALETTE["pink"]), [0.0, 0.0, 0.0]]))
+    assert torch.allclose(vis, torch.tensor([0.0, 0.4, 1.0, 1.0]), atol=1e-5)
+    assert visibility(torch.zeros(1, 3), ViewConfig(background=(0.0, 0.0, 0.0)))[0] == 0.0
+    # an object at the origin and a heavier white sheet below it (which a fit on white never saw)
+    rng = np.random.default_rng(0)
+    obj, sheet = torch.tensor(rng.normal(0, 0.1, (200, 3))), torch.tensor(rng.normal(0, 0.3, (600, 3))) * torch.tensor([1.0, 1.0, 0.05])
+    means = torch.cat([obj, sheet - torch.tensor([0.0, 0.0, 0.3])])
+    colours = torch.cat([torch.tensor(PALETTE["blue"]).expand(200, 3), torch.ones(600, 3)]).double()
+    opacities = torch.full((800,), 0.8, dtype=torch.float64)
+    assert visible_centroid(means, opacities, colours=colours).norm() < 0.03
+    assert visible_centroid(means, opacities)[2] < -0.1
+
+
+class WithWhiteSheet(MeshMotionModel):
+    """A stand-in plus what a fit on white images grows unseen: a large faint white sheet below the object
+    (behind it from the 20° views, so the white images never showed it)."""
+
+    def at_time(self, t):
+        frame = super().at_time(t)
+        g = torch.linspace(-0.6, 0.6, 25)
+        sheet = torch.stack([*torch.meshgrid(g, g, indexing="ij"), torch.full((25, 25), -0.6)], -1).reshape(-1, 3)
+        n = len(sheet)
+        white = torch.full((n, 1, 3), (1.0 - 0.5) / C0)
+        return GaussianFrame(torch.cat([frame.means, sheet]), torch.cat([frame.quats, torch.tensor([[1.0, 0, 0, 0]]).expand(n, 4)]),
+                             torch.cat([frame.scales, torch.full((n, 3), 0.05)]), torch.cat([frame.opacities, torch.full((n,), 0.5)]),
+                             torch.cat([frame.sh, white]), 0)  # fmt: skip
+
+
+def test_judge_sees_through_a_white_sheet():
+    config = OracleConfig(silhouette=SilhouetteConfig(canvas=32, yaw_step_deg=15.0, supersample=1))
+    result = judge(WithWhiteSheet("cylinder", "purple", MotionSpec("sliding", yaw_deg=5.0)), (0.0, 1.0), config)
+    assert (result.shape, result.colour, result.motion) == ("cylinder", "purple", "sliding"), result.scores
+
+
+class Flickering(MeshMotionModel):
+    """A still round shape whose pattern is drawn afresh at every time: what a fit makes of a spinning one."""
+
+    def __init__(self, shape, colour, *, flicker: bool):
+        super().__init__(shape, colour, MotionSpec("sliding", amplitude=0.0))
+        self.flicker = flicker
+        mesh = shape_mesh(shape, colour, PatternSpec("stripes", 0.0))
+        self.shades = torch.tensor((linear_to_srgb(np.array([m.base_color[:3] for m in mesh.materials])) - 0.5) / C0, dtype=torch.float32)
+
+    def at_time(self, t):
+        frame = super().at_time(t)
+        if not self.flicker:
+            return frame
+        dark = torch.from_numpy(np.random.default_rng(int(round(t * 1000))).random(len(frame.means)) < 0.4)
+        return dataclasses.replace(frame, sh=self.shades[dark.long()][:, None])
+
+
+def test_a_still_round_shape_whose_pattern_keeps_changing_spins():
+    flickering = classify_motion(Flickering("cylinder", "cyan", flicker=True), (0.0, 1.0))
+    assert flickering[0] == "spinning", flickering[1]
+    assert flickering[1]["spinning"] <= MotionConfig().flux_weight + 1e-9  # a spin by elimination: never a sure one
+    assert classify_motion(Flickering("cylinder", "cyan", flicker=False), (0.0, 1.0))[0] == STATIC
+
+
+class TiltedAboutItsCentre(MeshMotionModel):
+    """Swaying's tilt, but about the centre instead of the base: the body does not swing sideways."""
+
+    def at_time(self, t):
+        frame = super().at_time(0.0)
+        a = 0.5 * math.sin(2 * math.pi * t)
+        rot = torch.tensor([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]], dtype=frame.means.dtype)
+        c = frame.means.mean(0)
+        return dataclasses.replace(frame, means=(frame.means - c) @ rot.T + c)
+
+
+def test_a_tilt_without_a_swing_is_no_sway():
+    spec = MotionSpec("sliding", amplitude=0.0)
+    swaying = classify_motion(MeshMotionModel("cylinder", "green", MotionSpec("swaying")), (0.0, 1.0))
+    tilted = classify_motion(TiltedAboutItsCentre("cylinder", "green", spec), (0.0, 1.0))
+    assert swaying[0] == "swaying" and tilted[0] != "swaying", tilted[1]
+    assert tilted[1]["swaying"] < 0.25 * swaying[1]["swaying"]

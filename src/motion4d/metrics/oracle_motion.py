@@ -3,21 +3,25 @@
 The model is sampled at ``n_times`` times over its time range (default 8, the frames of a generated
 multi-view grid: between its frames a fit only interpolates). At each time:
 
-* the **centroid** ``c(τ)`` of the visible Gaussians (opacity-weighted, floaters dropped) gives the path;
+* the **centroid** ``c(τ)`` of the visible Gaussians (weighted by their opacity on the fit's background,
+  floaters dropped; :func:`motion4d.metrics.oracle_views.visible_centroid`) gives the path;
 * the oracle's **views** (a ring of cameras at 20° elevation, the first one in front;
-  :mod:`motion4d.metrics.oracle_views`), aimed at that centroid, give what the Gaussians do about it. Per-Gaussian tracks are not used: a 4D-Rotor fit carries much of a
-  motion by Gaussians fading in and out rather than moving (on a sliding sphere its Gaussians' mean velocity
-  was a third of the object's), so the identities of Gaussians say little, while their renders are exactly
-  what was fitted. Each time's views are recentred and zoomed to a common size
-  (:func:`motion4d.metrics.oracle_shape.normalise_silhouettes`), keeping alpha and the shading pattern:
+  :mod:`motion4d.metrics.oracle_views`), aimed at that centroid, give what the Gaussians do about it.
+  Per-Gaussian tracks are not used: a 4D-Rotor fit carries much of a motion by Gaussians fading in and out
+  rather than moving (on a sliding sphere its Gaussians' mean velocity was a third of the object's), so the
+  identities of Gaussians say little, while their renders are exactly what was fitted. Each time's views
+  are recentred and zoomed to a common size (:func:`motion4d.metrics.oracle_shape.normalise_silhouettes`),
+  keeping alpha and the shading pattern:
 
   - **turn**: the turn about z between consecutive times — the shift of the ring that best lines up its
-    views (alpha and the standardised luminance, so that the pattern shows the turn of a round shape) —
-    summed as ``Σ|Δθ|``;
+    views, taken from whichever channel that shift explains best (the silhouettes, for a fit that blurred
+    the pattern away; the standardised luminance pattern, for a round shape) — summed as ``Σ|Δθ|``;
   - **tilt**: the in-plane rotation of the front view (the one that sees +x to the right) from the first;
   - **scale**: the square root of the views' mean raw silhouette area, relative to its mean over time;
   - **residual**: what the front view's best in-plane rotation leaves, ``1 − soft IoU`` with the first —
-    zero for any rigid turn in that plane, positive for a bend.
+    zero for any rigid turn in that plane, positive for a bend;
+  - **flux**: how much the pattern changed since the previous time where the silhouette stayed
+    (``1 −`` the normalised correlation of the shadings in the generation views, their median).
 
 Each motion of :data:`motion4d.data.synth_vocab.MOTIONS` predicts one signal with a known time profile
 (:mod:`motion4d.data.synth_motion`; ``τ`` the time normalised to [0, 1]):
@@ -28,7 +32,8 @@ jumping    height                           ``0.55 sin(π·clip((τ − 0.2)/0.6
 sliding    ``c_x − c_x(0)``                 ``0.9 τ`` (left to right)
 orbiting   ``(c_x, c_y)``                   a circle of radius 0.42 run once, anticlockwise
 spinning   turn                             ``2π τ``: the same turn at every step
-swaying    tilt                             ``0.5 sin 2πτ`` (either way first), staying rigid
+swaying    tilt, and ``c_x``                ``0.5 sin 2πτ`` (either way first), staying rigid; the
+                                            centroid swings sideways with it (``∝ sin 2πτ``)
 pulsing    scale − 1                        ``0.3 sin 4πτ``
 bending    residual                         grows from zero and back, twice (``|sin 2πτ|``)
 =========  ===============================  =====================================================
@@ -37,10 +42,19 @@ A motion's score is ``fit × strength``: ``fit`` the squared correlation of the 
 profile (signed: a profile run backwards does not fit, except the tilt's) and ``strength`` the fitted
 amplitude over ``strength_fraction`` of the expected one, capped at 1 (spinning: the ``turning_quantile``
 of the per-step turns over that fraction of a spin's step; bending: the residual's amplitude between the
-two ``bend_residual`` levels). Some are explained away: a tilt that
-bends the object is not a sway (swaying × (1 − bending's strength)), and a front view that changes because
-the object turns is neither a bend nor a sway (both × (1 − spinning's strength)). The highest score wins; below
-``min_score`` the oracle says ``"static"``.
+two ``bend_residual`` levels; swaying: the tilt's times the swing's). Some are explained away: a tilt that
+bends the object is not a sway (swaying × (1 − bending's strength)); a front view that changes because
+the object turns is neither a bend nor a sway (both × (1 − spinning's strength)); a spin is in place, so a
+turn seen while the body travels (bouncing, jumping, sliding, orbiting: its shading moves over it in the
+fitted views) is the travel's (spinning's strength × (1 − the best travel score)).
+
+A fit often cannot follow a spinning round shape's pattern (a cone, a cylinder, a sphere: the silhouette
+never changes) and blurs it into a flickering average, in which no turn can be found. What is left of the
+spin then is the flux: a surface that keeps changing on a body that does nothing else. It scores up to
+``flux_weight`` (the flux's strength between the ``flux_range`` levels, times one minus the best other
+score), so any motion that is seen outright wins over it; a still fit's flux is a few hundredths.
+
+The highest score wins; below ``min_score`` the oracle says ``"static"``.
 """
 
 from __future__ import annotations
@@ -91,8 +105,9 @@ class MotionConfig:
     changing (fits of still objects: ≤ 0.025; of spinning round ones, whose pattern a fit blurs: 0.1–0.75)."""
     flux_weight: float = 0.5
     """The most a spin seen only in the pattern's flux (no turn found) scores."""
-    flux_views: tuple[int, ...] = (0, 9, 18, 27)
-    """Ring views the flux is measured in (those of the generation views: a fit is only constrained there)."""
+    flux_azimuths_deg: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0)
+    """Azimuths of the ring views the flux is measured in (the generation views': a fit is only constrained
+    there; the ring is evenly spaced from 0)."""
     sway_swing: float = 0.07
     """Sideways swing (world units) of the centroid of a body swaying by the dataset's 0.5 rad about a base
     0.15 below it (a low estimate: the shapes' centroids are 0.15–0.4 above their bases)."""
@@ -191,6 +206,8 @@ def motion_signals(views: OracleViews, config: MotionConfig = MotionConfig()) ->
     d = views.centroids - views.centroids[0]
     feats = _features(views, config)  # [T,A,2,c,c]
     tilts = torch.deg2rad(torch.arange(-config.max_tilt_deg, config.max_tilt_deg + 1e-9, config.tilt_step_deg, dtype=torch.float64))
+    ring = feats.shape[1]
+    at = sorted({round(a / 360.0 * ring) % ring for a in config.flux_azimuths_deg})
     turn, tilt, residual, flux = [0.0], [0.0], [0.0], [0.0]
     for k in range(1, len(t)):
         turn.append(turn[-1] + abs(_ring_turn(feats[k - 1], feats[k], config)))
@@ -198,7 +215,7 @@ def motion_signals(views: OracleViews, config: MotionConfig = MotionConfig()) ->
         turned, angle = _best_rotation(feats[0, _FRONT], feats[k, _FRONT], tilts, config)
         tilt.append(angle)
         residual.append(1.0 - float(soft_iou(turned[0][None, None], feats[k, _FRONT, 0][None, None])))
-        flux.append(_flux(feats[k - 1, list(config.flux_views)], feats[k, list(config.flux_views)]))
+        flux.append(_flux(feats[k - 1, at], feats[k, at]))
     area = solid_silhouettes(views.alpha, config.alpha_threshold).sum(dim=(-1, -2)).mean(dim=1).double()  # [T]
     size = area.clamp_min(1e-9).sqrt()
     as_t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
