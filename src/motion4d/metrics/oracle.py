@@ -6,12 +6,15 @@ decided without any learned model.
 
 At ``motion.n_times`` times the model is seen by the oracle (:mod:`motion4d.metrics.oracle_views`): its
 visible Gaussians' centroid, and renders from a ring of the oracle's own cameras at 20° elevation (the
-first one in front, on −y), aimed at that centroid. From these:
+first one in front, on −y), aimed at that centroid — "visible" as the fit was fitted: on its background
+(white by default), where a Gaussian of the background's colour shows nothing and counts for nothing.
+From these:
 
 * **motion** from the trajectories: the centroid path and what the views do about it
   (:mod:`motion4d.metrics.oracle_motion`);
-* **shape** from the silhouettes of four of the views (front, right, back, left), matched against the six
-  shapes' templates seen by the same cameras, the best time deciding (:mod:`motion4d.metrics.oracle_shape`);
+* **shape** from the silhouettes of four of the views (front, right, back, left: the generation views),
+  matched against the six shapes' templates seen by the same cameras, the best few times deciding
+  (:mod:`motion4d.metrics.oracle_shape`);
 * **colour** from hue statistics of the renders' foreground pixels (:mod:`motion4d.metrics.oracle_colour`).
 
 ``judge_views(rgb, alpha, viewmats, Ks)`` decides shape and colour from images alone (ground-truth renders,
