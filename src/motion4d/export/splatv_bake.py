@@ -110,7 +110,7 @@ def _fit(dts: Tensor, values: Tensor, powers: int) -> Tensor:
 
 
 @torch.no_grad()
-def bake_segment(model, time_range: tuple[float, float], tau0: float, tau1: float, *, samples: int = 6) -> SplatvRecords:
+def bake_segment(model, time_range: tuple[float, float], tau0: float, tau1: float, *, samples: int = 4) -> SplatvRecords:
     """One record per Gaussian of ``model`` for record times [``tau0``, ``tau1``] (see the module docstring);
     Gaussians below 1/255 opacity at every sample are left out."""
     D = _duration(time_range)
@@ -143,7 +143,7 @@ def bake_segment(model, time_range: tuple[float, float], tau0: float, tau1: floa
     return records.select(peak >= ALPHA_THRESHOLD)
 
 
-def bake_records(model, time_range: tuple[float, float], segments: int, *, samples: int = 6) -> tuple[SplatvRecords, list[dict]]:
+def bake_records(model, time_range: tuple[float, float], segments: int, *, samples: int = 4) -> tuple[SplatvRecords, list[dict]]:
     """All segments' records of ``model`` over ``time_range`` and the header's ``segments`` list."""
     if segments < 1:
         raise ValueError(f"--segments must be >= 1, got {segments}")

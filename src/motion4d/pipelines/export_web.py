@@ -95,31 +95,31 @@ def _check(model, records: SplatvRecords, header: dict, cameras: list[dict], bac
     return baking_psnr(model, records, header, viewmats, Ks, w, h, times, background=tuple(background))
 
 
-def web_scene(run: str | Path, *, segments: int | None = None, data: str | Path | None = None) -> tuple[WebScene, dict]:
-    """The run's :class:`WebScene` and the baking check's numbers."""
+def web_scene(run: str | Path, *, segments: int | None = None, data: str | Path | None = None, check: bool = True) -> tuple[WebScene, dict]:
+    """The run's :class:`WebScene` and the baking check's numbers (NaN without ``check``)."""
     model, info = load_run_model(run)
     cameras, center, n_times = run_cameras(info, model, data)
     records, fields = model_records(model, info.kind, tuple(info.time_range), segments)
     background = list(info.extra.get("background") or (1.0, 1.0, 1.0))
     t0, t1 = info.time_range
     glb = Path(run) / ANIMATION_FILE if Path(run).is_dir() and (Path(run) / ANIMATION_FILE).is_file() else None
-    duration = max(n_times, 2) / FPS
+    duration = max(n_times, 2) / FPS if t1 > t0 else 0.0
     header = {**fields, "fps": FPS, "duration_s": duration, "background": background, "cameras": cameras, "center": center,
               "generator": f"motion4d {__version__}"}  # fmt: skip
     if glb is not None and "asset_to_world" in info.extra:
         header["asset_to_world"] = info.extra["asset_to_world"]
+    if not check:
+        return WebScene(records, header, glb, len(model)), {"mean_db": math.nan, "min_db": math.nan, "images": 0}
     check = _check(model, records, header, cameras, background)
     header["baking"] = {"psnr_db": check["mean_db"], "psnr_min_db": check["min_db"], "images": check["images"]}
     log.info("%s: %d Gaussians → %d records (%s); PSNR against the model %.2f dB (min %.2f)", run, len(model), len(records),
              f"{len(fields['segments'])} segments" if fields["segments"] else "exact", check["mean_db"], check["min_db"])  # fmt: skip
-    if not t1 > t0:
-        header["duration_s"] = 0.0
     return WebScene(records, header, glb, len(model)), check
 
 
 def _summary(splatv_bytes: int, scene: WebScene, check: dict) -> dict:
     segs = scene.header["segments"]
-    finite = lambda x: x if math.isfinite(x) else None  # noqa: E731  (JSON has no inf)
+    finite = lambda x: x if math.isfinite(x) else None  # noqa: E731  (JSON has no inf / NaN)
     return {"splatv_bytes": splatv_bytes, "gaussians": scene.n_gaussians, "records": len(scene.records), "segments": len(segs) if segs else 0,
             "baked": scene.header["baked"], "baking_psnr_db": finite(check["mean_db"]), "baking_psnr_min_db": finite(check["min_db"])}  # fmt: skip
 
@@ -142,9 +142,9 @@ def page_config(header: dict, glb: Path | None, records: SplatvRecords | None) -
     return config
 
 
-def run_page(run: str | Path, *, segments: int | None = None, data: str | Path | None = None) -> tuple[str, bytes, dict]:
+def run_page(run: str | Path, *, segments: int | None = None, data: str | Path | None = None, check: bool = True) -> tuple[str, bytes, dict]:
     """``(the player page, the .splatv bytes, the export summary's numbers)`` of a run folder or ``.m4d``."""
-    scene, check = web_scene(run, segments=segments, data=data)
+    scene, check = web_scene(run, segments=segments, data=data, check=check)
     splatv = encode_splatv(scene.records, scene.header)
     glb = scene.glb.read_bytes() if scene.glb is not None else None
     html = player_html(page_config(scene.header, scene.glb, scene.records), splatv=splatv, glb=glb, title=f"motion4d · {Path(run).name}")
