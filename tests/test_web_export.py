@@ -3,7 +3,9 @@ other models, ``export --format splatv|html`` and ``motion4d view`` (serving, ba
 are in test_web_player.py."""
 
 import json
+import shutil
 import struct
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -23,6 +25,7 @@ from motion4d.pipelines.view import page_server, server_url, view, view_page
 from motion4d.render.projection import covariance_3d
 
 import web_runs
+from web_browser import WEB
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +128,27 @@ def test_rotor4d_file_and_baked_models_render_like_the_model(runs):
             assert torch.allclose(got, want.double(), atol=1e-5)
         if name == "animate":
             assert len(header["segments"]) == 2  # the graph's keyframe intervals
+
+
+def test_static_gaussians_are_one_unchanging_record_each():
+    from motion4d.gaussians import Gaussians3D
+
+    g = Gaussians3D.random_in_sphere(40, (0.0, 0.0, 0.0), 0.5, sh_degree=1, seed=0)
+    records, header = model_records(g, "gaussians3d", (0.0, 0.0))
+    assert len(records) == 40 and header["segments"] is None and not header["baked"]
+    back, meta = decode_splatv(encode_splatv(records, header))
+    for t in (0.0, 5.0):
+        f = splatv_frame(back, meta, t)
+        assert torch.allclose(f.means, g.means.detach(), atol=1e-6) and torch.allclose(f.opacities, g.opacities.detach(), atol=3e-3)
+
+
+def test_committed_bundle_is_built_from_the_sources(tmp_path):
+    """dist/player.js is what esbuild makes of src/ with the locked packages (rebuild: npm run build)."""
+    node = shutil.which("node")
+    if node is None or not (WEB / "node_modules" / "esbuild").is_dir():
+        pytest.skip(f"no node or esbuild: cd {WEB} && npm ci")
+    subprocess.run([node, "build.mjs", str(tmp_path / "player.js")], cwd=WEB, check=True, capture_output=True, timeout=120)
+    assert (tmp_path / "player.js").read_bytes() == (WEB / "dist" / "player.js").read_bytes(), f"stale bundle: cd {WEB} && npm run build"
 
 
 # ---- export and view ---------------------------------------------------------------------------

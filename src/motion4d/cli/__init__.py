@@ -7,6 +7,8 @@
     motion4d evaluate RUN [--data DATA] [--split test]                 metrics JSON on stdout (any run, .m4d files)
     motion4d render RUN --out FILE.mp4|.gif [--orbit] [--view I]       a video over time
     motion4d export RUN --format ply-sequence|m4d|glb --out PATH       per-frame 3DGS PLYs, one 4D file, or an animated glTF
+    motion4d export RUN --format splatv|html --out FILE               web 4D Gaussians, or a player page that opens from disk
+    motion4d view RUN|FILE [--port P] [--no-browser]                   the web player on 127.0.0.1 (run, .m4d, .splatv, .glb)
     motion4d animate ASSET --driving DATA --out RUN                    animate a static mesh with a multi-view driving video
     motion4d dataset from-gltf ASSET --out DATA [--views N ...]        render an animated glTF into a multi-view video dataset
     motion4d dataset synth --out DATA --n N [--seed S] [--captions F]  the captioned synthetic multi-view video dataset
