@@ -37,8 +37,21 @@ def splat_reference(run, data, t: float, view: int) -> np.ndarray:
     return out.rgb[0].clamp(0, 1).numpy()
 
 
+PROBE = """(async () => {
+  const before = window.motion4d.state.t;
+  document.getElementById("m4d-play").click();
+  await new Promise((r) => setTimeout(r, 500));
+  const ui = ["m4d-play", "m4d-time", "m4d-speed", "m4d-view", "m4d-bg"].every((id) => document.getElementById(id));
+  return { before, after: window.motion4d.state.t, playing: window.motion4d.state.playing, ui, stats: window.motion4d.stats() };
+})()"""
+"""Press play: time advances, the controls are there, and the sort runs in a worker."""
+
+
 def check_shots(html, shots, references, folder) -> list[float]:
-    images, report = shoot(html, [{**s, "w": SIZE, "h": SIZE} for s in shots], folder)
+    images, report = shoot(html, [{**s, "w": SIZE, "h": SIZE} for s in shots], folder, probe=PROBE)
+    probe = report["probe"]
+    assert probe["ui"] and probe["playing"] and probe["after"] != probe["before"], probe
+    assert probe["stats"]["sorter"] == "worker" and probe["stats"]["drawn"] > 0, probe
     assert report["webgl"], "no WebGL2 in the page"
     assert console_errors(report) == []
     values = []

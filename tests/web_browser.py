@@ -30,9 +30,10 @@ def chromium() -> str | None:
     return None
 
 
-def shoot(html: Path, shots: list[dict], folder: Path) -> tuple[list[np.ndarray], dict]:
+def shoot(html: Path, shots: list[dict], folder: Path, probe: str | None = None) -> tuple[list[np.ndarray], dict]:
     """Screenshots [H,W,3] float in [0,1] of ``html`` for each of ``shots`` ({t, view, w, h, mode}) and the
-    driver's report (``console``: the page's messages, ``webgl``: the renderer string, ``shots``: timings)."""
+    driver's report (``console``: the page's messages, ``webgl``: the renderer string, ``shots``: timings,
+    ``probe``: the value of the JS expression ``probe`` evaluated in the page afterwards)."""
     exe, node = chromium(), shutil.which("node")
     if exe is None:
         pytest.skip("no Chromium: apt-get install chromium (or set CHROMIUM)")
@@ -43,7 +44,7 @@ def shoot(html: Path, shots: list[dict], folder: Path) -> tuple[list[np.ndarray]
     folder.mkdir(parents=True, exist_ok=True)
     shots = [{**s, "out": str(folder / f"shot{i}.png")} for i, s in enumerate(shots)]
     job = folder / "job.json"
-    job.write_text(json.dumps({"html": str(html), "web": str(WEB), "chromium": exe, "shots": shots}))
+    job.write_text(json.dumps({"html": str(html), "web": str(WEB), "chromium": exe, "shots": shots, "probe": probe}))
     done = subprocess.run([node, str(SHOOT), str(job)], capture_output=True, text=True, timeout=600)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:

@@ -1,8 +1,9 @@
 // Screenshots of a motion4d player page in headless Chromium (playwright-core, software WebGL).
 //   node shoot.mjs JOB.json   JOB: {html, web (the player folder, whose node_modules has playwright-core),
-//                                   chromium, shots: [{t, view, w, h, mode, out}]}
+//                                   chromium, shots: [{t, view, w, h, mode, out}], probe (optional: a JS
+//                                   expression evaluated in the page at the end, its value reported)}
 // The first shot (and each one of another size) loads FILE.html?t=&view=&w=&h=&mode= from disk and waits for
-// window.motion4dReady; the others call window.motion4d.show(). Prints JSON: {launched, webgl, console, shots}.
+// window.motion4dReady; the others call window.motion4d.show(). Prints JSON: {launched, webgl, console, shots, probe}.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
@@ -54,6 +55,7 @@ try {
     await page.screenshot({ path: s.out, clip: { x: 0, y: 0, width: s.w, height: s.h } });
     result.shots.push({ ...s, ms: Date.now() - t0 });
   }
+  if (job.probe) result.probe = await page.evaluate(job.probe);
 } catch (err) {
   result.error = String(err.message || err).split("\n")[0];
 } finally {

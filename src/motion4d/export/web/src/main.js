@@ -124,6 +124,7 @@ async function main() {
 
   window.motion4d = {
     state,
+    stats: () => (splats ? splats.stats() : {}),
     async show({ t, view, mode } = {}) {
       state.playing = false;
       if (t !== undefined) state.t = clampT(t);

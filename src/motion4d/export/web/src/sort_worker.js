@@ -2,7 +2,7 @@
 // worker's source text (sortWorker.toString()), so it must not use anything from outside its own body.
 //
 // Messages in: {init: {positions, motion, trbf, opacity}} once, then {id, view: [r20, r21, r22, t2] (the
-// camera-z row of the OpenCV view), tau, start, count, segmented}. Out: {id, order: Float32Array} — the
+// camera-z row of the OpenCV view), tau, start, count, segmented}. Out: {id, order: Float32Array, ms} — the
 // records in [start, start + count) seen at record time τ (present: opacity × temporal weight ≥ 1/255; in
 // front of the near plane), nearest first, sorted exactly by the camera depth of their centre *at τ*
 // (an LSD radix sort on the float bits of the depths, which are positive).
@@ -48,6 +48,7 @@ export function sortWorker(self) {
   }
 
   function sort(req) {
+    const start = performance.now();
     const P = data.positions, M = data.motion, T = data.trbf, O = data.opacity;
     const v = req.view, tau = req.tau;
     grow(req.count);
@@ -73,7 +74,7 @@ export function sortWorker(self) {
     const sorted = radixSort(n);
     const order = new Float32Array(n);
     for (let j = 0; j < n; j++) order[j] = sorted[j];
-    self.postMessage({ id: req.id, order }, [order.buffer]);
+    self.postMessage({ id: req.id, order, ms: performance.now() - start }, [order.buffer]);
   }
 
   self.onmessage = (e) => {

@@ -24,12 +24,13 @@ function startSorter(onMessage) {
     const url = URL.createObjectURL(new Blob([`(${sortWorker.toString()})(self);`], { type: "text/javascript" }));
     const worker = new Worker(url);
     worker.onmessage = onMessage;
+    worker.where = "worker";
     return worker;
   } catch (err) {
     console.warn("sorting on the main thread:", err);
     const local = { postMessage: (data) => setTimeout(() => onMessage({ data }), 0) };
     sortWorker(local);
-    return { postMessage: (data) => local.onmessage({ data }) };
+    return { postMessage: (data) => local.onmessage({ data }), where: "main thread" };
   }
 }
 
@@ -124,6 +125,7 @@ export class SplatLayer {
     this.indexAttr.needsUpdate = true;
     this.geometry.instanceCount = msg.order.length;
     this.sorted = msg.id;
+    this.sortMs = msg.ms;
     this.busy = false;
     if (this.pending) {
       const next = this.pending;
@@ -131,6 +133,11 @@ export class SplatLayer {
       this.send(next);
     }
     this.waiters = this.waiters.filter((w) => (w.id <= this.sorted ? (w.resolve(), false) : true));
+  }
+
+  // Where the sort runs, how long the last one took (ms) and how many records it kept.
+  stats() {
+    return { sorter: this.sorter.where, sortMs: this.sortMs, drawn: this.geometry.instanceCount, records: this.count };
   }
 
   whenSorted(id) {
