@@ -166,6 +166,9 @@ def test_export_splatv_and_html(runs, tmp_path, capsys):
     assert "motion4dReady" in text and 'id="m4d-splatv">H4sI' in text  # the player and gzip data inside
     for external in ('src="http', "src='http", '<link', "@import"):
         assert external not in text
+    assert main(["-q", "export", str(runs["deform"]), "--format", "splatv", "--out", str(tmp_path / "d.splatv")]) == 0
+    summary = json.loads(capsys.readouterr().out)  # no --segments: the fewest that reach 40 dB
+    assert summary["segments"] in (1, 2, 4, 8, 16) and (summary["baking_psnr_min_db"] >= 40 or summary["segments"] == 16), summary
     for argv, msg in (
         (["export", str(runs["rotor"]), "--format", "html", "--out", str(tmp_path / "x.html"), "--segments", "0"], "--segments"),
         (["export", str(tmp_path / "nothing"), "--format", "splatv", "--out", str(tmp_path / "x.splatv")], "nothing"),

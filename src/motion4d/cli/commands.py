@@ -296,7 +296,8 @@ COMMANDS: dict[str, Pipeline | Tool | Group] = {
         {"run": _RUN_HELP["run"], "fmt": "ply-sequence, m4d, glb (animate runs), splatv (web 4D Gaussians) or html (a player page that opens from disk)",
          "out": "folder (ply-sequence) or file (m4d, glb, splatv, html)", "frames": "ply-sequence: number of frames",
          "duration_s": "glb: animation length in seconds (default: keyframes / 16)",
-         "segments": "splatv, html: time segments a model other than rotor4d is baked into (default: its keyframe intervals, else 8)"},
+         "segments": "splatv, html: time segments a model other than rotor4d is baked into (default: a deformation graph's keyframe intervals; "
+                     "for a deformation field the fewest of 1, 2, 4, 8, 16 whose check reaches 40 dB)"},
         positional=("run",), aliases={"fmt": "--format", "duration_s": "--duration"}, choices={"fmt": ("ply-sequence", "m4d", "glb", "splatv", "html")},
     ),  # fmt: skip
     "view": Tool(

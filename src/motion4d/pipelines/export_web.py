@@ -4,7 +4,9 @@ The ``.splatv`` holds the model's records (:mod:`motion4d.export.splatv`; exact 
 per time segment for other models, :mod:`motion4d.export.splatv_bake`) and the run's test cameras, framed
 as ``motion4d render RUN --view I`` frames them (:func:`motion4d.pipelines.render_video.dataset_cameras`).
 Every export renders the records and the model with our rasterizer at a few times from two of those
-cameras (at most 256 px) and reports the PSNR between them (``baking_psnr_db``) with the file size.
+cameras (at most 256 px) and reports the PSNR between them (``baking_psnr_db``) with the file size; a
+deformation field exported without ``--segments`` takes the fewest segments (1, 2, 4, 8, 16) whose worst
+check image reaches 40 dB.
 The HTML page (:mod:`motion4d.export.html`) holds the ``.splatv`` and, for animate runs, the animated GLB.
 """
 
@@ -37,6 +39,10 @@ FPS = 24.0
 """Playback rate of runs whose time range spans frames of a dataset: one frame time a frame."""
 CHECK_SIZE = 256
 """Largest image side of the baking check's renders."""
+ADAPTIVE_SEGMENTS = (1, 2, 4, 8, 16)
+"""Segment counts tried, in order, for a deformation field exported without ``--segments``."""
+BAKE_TARGET_DB = 40.0
+"""The baking check's worst image must reach this PSNR for fewer segments to do."""
 
 
 @dataclass
@@ -95,12 +101,27 @@ def _check(model, records: SplatvRecords, header: dict, cameras: list[dict], bac
     return baking_psnr(model, records, header, viewmats, Ks, w, h, times, background=tuple(background))
 
 
+def _records(model, info: ModelInfo, segments: int | None, cameras: list[dict], background, check: bool) -> tuple[SplatvRecords, dict, dict]:
+    """``(records, header fields, check)``: with ``segments`` None, a model baked without keyframes of its own
+    (a deformation field) takes the fewest of :data:`ADAPTIVE_SEGMENTS` whose check reaches
+    :data:`BAKE_TARGET_DB` (with ``check``; else :func:`default_segments`)."""
+    time_range = tuple(info.time_range)
+    adaptive = segments is None and check and info.kind not in ("rotor4d", "gaussians3d") and getattr(model, "graph", None) is None
+    for k in ADAPTIVE_SEGMENTS if adaptive else (segments,):
+        records, fields = model_records(model, info.kind, time_range, k)
+        header = {**fields, "cameras": cameras}
+        numbers = _check(model, records, header, cameras, background) if check else {"mean_db": math.nan, "min_db": math.nan, "images": 0}
+        if numbers["min_db"] >= BAKE_TARGET_DB:
+            break
+    return records, fields, numbers
+
+
 def web_scene(run: str | Path, *, segments: int | None = None, data: str | Path | None = None, check: bool = True) -> tuple[WebScene, dict]:
     """The run's :class:`WebScene` and the baking check's numbers (NaN without ``check``)."""
     model, info = load_run_model(run)
     cameras, center, n_times = run_cameras(info, model, data)
-    records, fields = model_records(model, info.kind, tuple(info.time_range), segments)
     background = list(info.extra.get("background") or (1.0, 1.0, 1.0))
+    records, fields, numbers = _records(model, info, segments, cameras, background, check)
     t0, t1 = info.time_range
     glb = Path(run) / ANIMATION_FILE if Path(run).is_dir() and (Path(run) / ANIMATION_FILE).is_file() else None
     duration = max(n_times, 2) / FPS if t1 > t0 else 0.0
@@ -108,13 +129,11 @@ def web_scene(run: str | Path, *, segments: int | None = None, data: str | Path 
               "generator": f"motion4d {__version__}"}  # fmt: skip
     if glb is not None and "asset_to_world" in info.extra:
         header["asset_to_world"] = info.extra["asset_to_world"]
-    if not check:
-        return WebScene(records, header, glb, len(model)), {"mean_db": math.nan, "min_db": math.nan, "images": 0}
-    check = _check(model, records, header, cameras, background)
-    header["baking"] = {"psnr_db": check["mean_db"], "psnr_min_db": check["min_db"], "images": check["images"]}
-    log.info("%s: %d Gaussians → %d records (%s); PSNR against the model %.2f dB (min %.2f)", run, len(model), len(records),
-             f"{len(fields['segments'])} segments" if fields["segments"] else "exact", check["mean_db"], check["min_db"])  # fmt: skip
-    return WebScene(records, header, glb, len(model)), check
+    if check:
+        header["baking"] = {"psnr_db": numbers["mean_db"], "psnr_min_db": numbers["min_db"], "images": numbers["images"]}
+        log.info("%s: %d Gaussians → %d records (%s); PSNR against the model %.2f dB (min %.2f)", run, len(model), len(records),
+                 f"{len(fields['segments'])} segments" if fields["segments"] else "exact", numbers["mean_db"], numbers["min_db"])  # fmt: skip
+    return WebScene(records, header, glb, len(model)), numbers
 
 
 def _summary(splatv_bytes: int, scene: WebScene, check: dict) -> dict:
