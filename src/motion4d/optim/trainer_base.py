@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from motion4d.progress import bar_disabled
 from motion4d.config_dict import from_config_dict
 from motion4d.optim.checkpoint import (
     checkpoint_path,
@@ -414,7 +415,7 @@ class GaussianTrainer:
         stopped, last_ckpt = False, None
         start = self._call_start = time.perf_counter()
         base_seconds = self.seconds
-        bar = tqdm(total=cfg.iters, initial=self.step, desc=self.desc, disable=None if cfg.progress else True, dynamic_ncols=True)
+        bar = tqdm(total=cfg.iters, initial=self.step, desc=self.desc, disable=bar_disabled(cfg.progress), dynamic_ncols=True)
         try:
             while self.step < cfg.iters:
                 loss = self.train_step()
