@@ -73,12 +73,13 @@ def generated(pipe: TextTo4DPipeline, prompt: str, run: Path, config, motion_sca
             "seconds": report["seconds_per_stage"]}  # fmt: skip
 
 
-def truth_asset(sample, run: Path, config) -> dict:
-    """Fit (or reuse) the ground-truth grid of a held-out sample at the generation views and judge it."""
+def truth_asset(sample, run: Path, config, fov_deg: float) -> dict:
+    """Fit (or reuse) the ground-truth grid of a held-out sample at the generation views (its first
+    ``config.views`` views, the dataset's fixed evaluation views; horizontal field of view ``fov_deg``) and judge it."""
     if not (run / "report.json").is_file():
         v = config.views
         grid = GeneratedGrid(sample.images[:v].float() / 255.0, sample.azimuth_deg[:v], sample.elevation_deg[:v], float(sample.radius[0]),
-                             40.0, sample.times)  # fmt: skip
+                             fov_deg, sample.times)  # fmt: skip
         grid.write(run / GRID_FOLDER, {"caption": sample.record["caption"]})
         t0 = time.perf_counter()
         report = fit_grid(RunFolder(run), run / GRID_FOLDER, config, video_frames=0)
@@ -163,6 +164,7 @@ def main() -> int:
     ap.add_argument("--consistency", type=int, default=6, help="assets checked at novel views")
     ap.add_argument("--reference", type=int, default=8, help="held-out samples for the reference-conditioning check")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    ap.add_argument("--preset", default="default", choices=list(PRESETS), help="text-to-4d preset (tiny: a smoke run)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:
@@ -178,7 +180,7 @@ def main() -> int:
     if not samples:
         print(f"error: {args.data}: no held-out samples", file=sys.stderr)
         return 2
-    config = PRESETS["default"]
+    config = PRESETS[args.preset]
     pipe = TextTo4DPipeline.from_pretrained(args.prior)
     assets = args.out / "assets"
     truth_of = lambda s: {a: s.record[a] for a in ATTRIBUTES}  # noqa: E731
@@ -186,7 +188,7 @@ def main() -> int:
     print(f"prior {args.prior}; {len(samples)} held-out combinations of {args.data}")
 
     if "truth" in sections:
-        rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config)}) for s in samples]
+        rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config, held_out.meta["fov_deg"])}) for s in samples]
         result["sections"]["truth"] = {"accuracy": accuracy_table("truth", rows), "rows": rows}
     combos = []
     if {"combos", "scale", "consistency"} & set(sections):
