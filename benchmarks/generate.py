@@ -73,12 +73,13 @@ def generated(pipe: TextTo4DPipeline, prompt: str, run: Path, config, motion_sca
             "seconds": report["seconds_per_stage"]}  # fmt: skip
 
 
-def truth_asset(sample, run: Path, config) -> dict:
-    """Fit (or reuse) the ground-truth grid of a held-out sample at the generation views and judge it."""
+def truth_asset(sample, run: Path, config, fov_deg: float) -> dict:
+    """Fit (or reuse) the ground-truth grid of a held-out sample at the generation views (its first
+    ``config.views`` views, the dataset's fixed evaluation views; horizontal field of view ``fov_deg``) and judge it."""
     if not (run / "report.json").is_file():
         v = config.views
         grid = GeneratedGrid(sample.images[:v].float() / 255.0, sample.azimuth_deg[:v], sample.elevation_deg[:v], float(sample.radius[0]),
-                             40.0, sample.times)  # fmt: skip
+                             fov_deg, sample.times)  # fmt: skip
         grid.write(run / GRID_FOLDER, {"caption": sample.record["caption"]})
         t0 = time.perf_counter()
         report = fit_grid(RunFolder(run), run / GRID_FOLDER, config, video_frames=0)
@@ -100,11 +101,12 @@ def accuracy_table(title: str, rows: list[dict]) -> dict:
     return out
 
 
-def print_rows(rows: list[dict]) -> None:
-    for r in rows:
-        mark = lambda a: r["judged"][a] + ("" if r["judged"][a] == r["truth"][a] else "✗")  # noqa: E731
-        truth = " ".join(r["truth"][a] for a in ATTRIBUTES)
-        print(f"  {r['id']:<7} {truth:<28} {' '.join(mark(a) for a in ATTRIBUTES):<32} {r.get('prompt', '')}")
+def print_row(r: dict) -> dict:
+    """Print one judged asset (truth, then the oracle's verdict, ✗ where wrong); returns it."""
+    mark = lambda a: r["judged"][a] + ("" if r["judged"][a] == r["truth"][a] else "✗")  # noqa: E731
+    truth = " ".join(r["truth"][a] for a in ATTRIBUTES)
+    print(f"  {r['id']:<7} {truth:<28} {' '.join(mark(a) for a in ATTRIBUTES):<32} {r['psnr']:5.1f} dB  {r.get('prompt', '')}", flush=True)
+    return r
 
 
 def consistency(pipe: TextTo4DPipeline, run: Path, config, seed: int) -> dict:
@@ -162,6 +164,7 @@ def main() -> int:
     ap.add_argument("--consistency", type=int, default=6, help="assets checked at novel views")
     ap.add_argument("--reference", type=int, default=8, help="held-out samples for the reference-conditioning check")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    ap.add_argument("--preset", default="default", choices=list(PRESETS), help="text-to-4d preset (tiny: a smoke run)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:
@@ -177,7 +180,7 @@ def main() -> int:
     if not samples:
         print(f"error: {args.data}: no held-out samples", file=sys.stderr)
         return 2
-    config = PRESETS["default"]
+    config = PRESETS[args.preset]
     pipe = TextTo4DPipeline.from_pretrained(args.prior)
     assets = args.out / "assets"
     truth_of = lambda s: {a: s.record[a] for a in ATTRIBUTES}  # noqa: E731
@@ -185,20 +188,17 @@ def main() -> int:
     print(f"prior {args.prior}; {len(samples)} held-out combinations of {args.data}")
 
     if "truth" in sections:
-        rows = [{"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config)} for s in samples]
-        print_rows(rows)
+        rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config, held_out.meta["fov_deg"])}) for s in samples]
         result["sections"]["truth"] = {"accuracy": accuracy_table("truth", rows), "rows": rows}
     combos = []
     if {"combos", "scale", "consistency"} & set(sections):
         for s in samples:
             row = generated(pipe, s.record["caption"], assets / "combos" / s.record["id"], config)
-            combos.append({"id": s.record["id"], "truth": truth_of(s), **row})
-        print_rows(combos)
+            combos.append(print_row({"id": s.record["id"], "truth": truth_of(s), **row}))
         result["sections"]["combos"] = {"accuracy": accuracy_table("combos", combos), "rows": combos}
     if "paraphrase" in sections:
-        rows = [{"id": s.record["id"], "truth": truth_of(s), **generated(pipe, s.record["paraphrase"], assets / "paraphrase" / s.record["id"], config)}
+        rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **generated(pipe, s.record["paraphrase"], assets / "paraphrase" / s.record["id"], config)})
                 for s in samples[: args.paraphrases]]  # fmt: skip
-        print_rows(rows)
         result["sections"]["paraphrase"] = {"accuracy": accuracy_table("paraphrase", rows), "rows": rows}
     if "scale" in sections:
         rows = []

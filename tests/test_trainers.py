@@ -19,7 +19,7 @@ from motion4d.gaussians.hexplane import HexPlaneConfig
 from motion4d.gaussians.rotor4d import Gaussians4DRotor
 from motion4d.gaussians.skinned import SkinnedGaussians
 from motion4d.optim import trainer3d, trainer4d, trainer_animate
-from motion4d.optim.checkpoint import list_checkpoints
+from motion4d.optim.checkpoint import checkpoint_path, list_checkpoints
 from motion4d.optim.providers import LossOutput, StepContext
 from motion4d.optim.strategy import DensifyConfig
 from motion4d.optim.trainer_base import GaussianTrainer, TrainConfig
@@ -158,16 +158,31 @@ def test_a_fit_without_images_resumes_exactly(tmp_path):
     assert full.steps == 20 and h[-1] < 0.7 * h[0]
     np.testing.assert_allclose(full.losses, [cfg.lambda_points * x for x in h], rtol=1e-6)  # weighted by lambda_points only
 
+    class Killed(Exception):
+        pass
+
     def kill(step, loss):
         if step == 12:
-            raise KeyboardInterrupt
+            raise Killed  # as a kill: no checkpoint at step 12
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         _points_fit(cfg, tmp_path / "run").train(on_step=kill)
     assert len(list_checkpoints(tmp_path / "run")) == 2
     resumed = _points_fit(cfg, tmp_path / "run", seed=7).train(resume=True)
     assert resumed.steps == 20 and len(resumed.losses) == 10
     np.testing.assert_allclose(resumed.terms["loss_points"], h[10:], rtol=1e-5)  # same parameters, Adam state and RNG
+    torch.testing.assert_close(resumed.model.params["means"], full.model.params["means"])
+
+    def ctrl_c(step, loss):
+        if step == 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _points_fit(cfg, tmp_path / "run2").train(on_step=ctrl_c)
+    assert list_checkpoints(tmp_path / "run2")[-1].name == checkpoint_path(".", 12).name  # Ctrl-C keeps the work done
+    resumed = _points_fit(cfg, tmp_path / "run2", seed=7).train(resume=True)
+    assert len(resumed.losses) == 8
+    np.testing.assert_allclose(resumed.terms["loss_points"], h[12:], rtol=1e-5)
     torch.testing.assert_close(resumed.model.params["means"], full.model.params["means"])
 
 

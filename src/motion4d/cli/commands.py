@@ -93,6 +93,8 @@ class Pipeline:
     prepare: Callable[[argparse.Namespace, Path, dict, str], tuple[dict, str]] | None = None
     """``(namespace, run folder, inputs dict, default preset) → (inputs dict, default preset)`` before the
     inputs are checked: where a demo writes its data."""
+    viewer: bool = True
+    """Whether ``--viewer`` (a live view of the fit in the browser, :mod:`motion4d.pipelines.live_viewer`) is offered."""
 
     def options(self) -> tuple[list[Option], list[Option]]:
         """(the inputs' options, the config's options)."""
@@ -123,6 +125,10 @@ class Pipeline:
                             "and inputs (the preset's config with --preset); options given here override them")  # fmt: skip
         for flag, text in self.flags.items():
             parser.add_argument(f"--{flag}", action="store_true", help=text)
+        if self.viewer:
+            parser.add_argument("--viewer", action="store_true", help="watch the fit live in the browser (viser; the URL is logged)")
+            parser.add_argument("--viewer-host", default="127.0.0.1", metavar="HOST", help="address the viewer binds (default: 127.0.0.1)")
+            parser.add_argument("--viewer-port", type=int, default=0, metavar="PORT", help="viewer port (default: a free one)")
         add_options(parser, [o for o in inputs if not o.positional] + config)
 
     def main(self, name: str, ns: argparse.Namespace) -> dict:
@@ -151,7 +157,15 @@ class Pipeline:
         inputs = build(inputs_cls, inputs, flags)
         if hasattr(config, "device"):
             check_device(config.device)
-        report = load(self.run)(**dataclasses.asdict(inputs), out=run.path, config=config, resume=ns.resume)
+        fn = load(self.run)
+        if not getattr(ns, "viewer", False):
+            return dataclasses.asdict(fn(**dataclasses.asdict(inputs), out=run.path, config=config, resume=ns.resume))
+        from motion4d.optim.observers import observing
+        from motion4d.pipelines.live_viewer import LiveViewer
+
+        with LiveViewer(ns.viewer_host, ns.viewer_port or None) as viewer, observing(viewer):
+            report = fn(**dataclasses.asdict(inputs), out=run.path, config=config, resume=ns.resume)
+        log.info("live viewer: %d updates, %.1f s", viewer.updates, viewer.seconds)
         return dataclasses.asdict(report)
 
 
@@ -330,7 +344,7 @@ COMMANDS: dict[str, Pipeline | Tool | Group] = {
     "train-prior": Pipeline(
         "train the multi-view video diffusion prior on a packed dataset (dataset synth); accelerate launch for GPUs",
         run="motion4d.pipelines.train_prior:train_prior", presets="motion4d.pipelines.train_prior:PRESETS",
-        inputs="motion4d.pipelines.train_prior:PriorTrainInputs", positional=("data",),
+        inputs="motion4d.pipelines.train_prior:PriorTrainInputs", positional=("data",), viewer=False,
     ),
     "text-to-4d": Pipeline(
         "generate an animated 4D asset from a prompt: sample multi-view video with the prior, fit 4D-Rotor Gaussians",

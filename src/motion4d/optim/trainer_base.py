@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from motion4d.progress import bar_disabled
 from motion4d.config_dict import from_config_dict
 from motion4d.optim.checkpoint import (
     checkpoint_path,
@@ -36,6 +37,8 @@ from motion4d.optim.checkpoint import (
     restore_optimizer,
     save_checkpoint,
 )
+from motion4d.errors import DataError
+from motion4d.optim.observers import notify
 from motion4d.optim.config_checks import at_least, field_names, positive, within
 from motion4d.optim.hooks import HasRegularizers, field_parameters
 from motion4d.optim.providers import LossProvider, StepContext, as_loss_output
@@ -299,7 +302,10 @@ class GaussianTrainer:
                     raise ValueError(f"{path}: field parameter {name} missing or of another shape")
                 p.copy_(ckpt.extra[name].to(p))
         self.optimizer = self.make_optimizer()
-        restore_optimizer(self.optimizer, ckpt, self.device)
+        try:
+            restore_optimizer(self.optimizer, ckpt, self.device)
+        except ValueError as exc:
+            raise DataError(f"{path}: {exc}") from None
         self.strategy.load_state_dict({k.split(".", 1)[1]: v for k, v in ckpt.extra.items() if k.startswith("strategy.")}, self.device)
         if "rng.trainer" in ckpt.extra:
             self.generator.set_state(ckpt.extra["rng.trainer"])
@@ -400,7 +406,8 @@ class GaussianTrainer:
         """Run until ``config.iters`` steps (or the time budget); ``resume`` first loads the newest checkpoint.
 
         ``on_step(step, loss)`` is called after each step (raising stops training without a final
-        checkpoint, as a kill would).
+        checkpoint, as a kill would), then the registered observers (:mod:`motion4d.optim.observers`).
+        Ctrl-C (KeyboardInterrupt) writes a checkpoint of the steps done, then propagates.
         """
         cfg = self.config
         if not self.losses:
@@ -412,7 +419,7 @@ class GaussianTrainer:
         stopped, last_ckpt = False, None
         start = self._call_start = time.perf_counter()
         base_seconds = self.seconds
-        bar = tqdm(total=cfg.iters, initial=self.step, desc=self.desc, disable=None if cfg.progress else True, dynamic_ncols=True)
+        bar = tqdm(total=cfg.iters, initial=self.step, desc=self.desc, disable=bar_disabled(cfg.progress), dynamic_ncols=True)
         try:
             while self.step < cfg.iters:
                 loss = self.train_step()
@@ -425,6 +432,7 @@ class GaussianTrainer:
                     bar.set_postfix(**self.postfix(loss))
                 if on_step is not None:
                     on_step(self.step, loss)
+                notify(self, self.step, loss)
                 self.after_step()
                 if cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0 and self.step < cfg.iters:
                     last_ckpt = self.save()
@@ -433,6 +441,10 @@ class GaussianTrainer:
                     if stopped:
                         log.info("time budget of %.0f s reached at step %d of %d", cfg.time_budget_s, self.step, cfg.iters)
                     break
+        except KeyboardInterrupt:  # Ctrl-C: keep what was done, then stop as asked
+            if self.step > 0 and self.ckpt_dir is not None:
+                log.info("interrupted at step %d; checkpoint %s written", self.step, self.save())
+            raise
         finally:
             bar.close()
         last_ckpt = self.save() or last_ckpt

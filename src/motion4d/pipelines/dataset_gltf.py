@@ -29,6 +29,7 @@ import imageio.v3 as iio
 import numpy as np
 from tqdm.auto import tqdm
 
+from motion4d.progress import bar_disabled
 from motion4d.atomic import atomic_path
 from motion4d.errors import DataError
 from motion4d.data.gltf import load_gltf
@@ -129,7 +130,7 @@ def dataset_from_gltf(asset: str | Path, out: str | Path, config: DatasetConfig 
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     total = sum(len(p) for p in splits.values()) * len(times)
-    bar = tqdm(total=total, desc="dataset", disable=None if progress else True, dynamic_ncols=True)
+    bar = tqdm(total=total, desc="dataset", disable=bar_disabled(progress), dynamic_ncols=True)
     try:
         for split, cameras in splits.items():
             if len(cameras) == 0:

@@ -29,6 +29,7 @@ import torch
 from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
+from motion4d.progress import bar_disabled
 from motion4d.atomic import atomic_path
 from motion4d.config_dict import from_config_dict
 from motion4d.data.synth_packed import SynthShards
@@ -78,7 +79,7 @@ class PriorTrainConfig:
     """Clamp of the x0 loss weight ``min(SNR, snr_gamma) + 1`` (for prediction_type "sample")."""
     recipe: BatchRecipe = field(default_factory=BatchRecipe)
     """Views, frames, resolution, reference masks and condition dropout of the training grids."""
-    steps: int = 6000
+    steps: int = 5000
     """Optimisation steps in all (a resumed run may raise it)."""
     batch_size: int = 8
     """Grids per step and process."""
@@ -347,7 +348,7 @@ def train_prior(data: str | Path, out: str | Path, config: PriorTrainConfig | No
 
     losses: list[float] = []
     last = float("nan")
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="train-prior", disable=not (main and progress))
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="train-prior", disable=bar_disabled(main and progress))
     t_log = time.perf_counter()
     step = start - 1
     for step in bar:
