@@ -66,7 +66,7 @@ def check_shots(html, shots, references, folder) -> list[float]:
 def check_splat_run(run, data, folder, shots, *, segments=None) -> dict:
     """Export ``run`` as HTML, shoot ``shots`` and compare each with our rasterizer; returns the export summary."""
     html = folder / "player.html"
-    summary = export_web(run, "html", html, segments=segments)
+    summary = export_web(run, "html", html, segments=segments, check=False)  # compared with the model itself below
     refs = [splat_reference(run, data, s["t"], s["view"]) for s in shots]
     assert psnr(refs[0], refs[-1]) < 30, "the model barely changes in time: the check would not see a wrong time"
     check_shots(html, shots, refs, folder / "shots")
@@ -80,7 +80,7 @@ def test_rotor4d_splats_in_chromium(data, tmp_path):
 
 
 def test_baked_deform_splats_in_chromium(data, tmp_path):
-    run = web_runs.deform_run(tmp_path / "deform.m4d", data, n=1000)
+    run = web_runs.deform_run(tmp_path / "deform.m4d", data, n=800)
     summary = check_splat_run(run, data, tmp_path, [{"t": 0.1, "view": 0}, {"t": 0.5, "view": 2}, {"t": 0.95, "view": 0}], segments=3)
     assert summary["baked"] and summary["segments"] == 3
 
@@ -88,7 +88,7 @@ def test_baked_deform_splats_in_chromium(data, tmp_path):
 def test_animated_glb_and_mesh_splats_in_chromium(data, tmp_path):
     run = web_runs.animate_run(tmp_path / "anim", data, n=1500)
     html = tmp_path / "anim.html"
-    summary = export_web(run, "html", html)
+    summary = export_web(run, "html", html, check=False)
     assert summary["glb_bytes"] > 0 and summary["segments"] == 2
     asset = load_gltf(run / "animation.glb")
     viewmats, Ks, _, _, _ = dataset_cameras(data, "test")

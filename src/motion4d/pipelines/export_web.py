@@ -171,15 +171,16 @@ def run_page(run: str | Path, *, segments: int | None = None, data: str | Path |
     return html, splatv, {**summary, "glb_bytes": len(glb) if glb is not None else 0}
 
 
-def export_web(run: str | Path, fmt: str, out: str | Path, *, segments: int | None = None, data: str | Path | None = None) -> dict:
+def export_web(run: str | Path, fmt: str, out: str | Path, *, segments: int | None = None, data: str | Path | None = None,
+               check: bool = True) -> dict:  # fmt: skip
     """Write ``out``: the run's ``.splatv`` (``fmt`` "splatv") or its self-contained player page ("html");
-    returns the export summary (size, records, segments, baking PSNR)."""
+    returns the export summary (size, records, segments, baking PSNR: None without ``check``)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown web format {fmt!r}; choose from {', '.join(FORMATS)}")
     if segments is not None and segments < 1:
         raise ValueError(f"--segments must be >= 1, got {segments}")
     out = Path(out)
-    html, splatv, numbers = run_page(run, segments=segments, data=data)
+    html, splatv, numbers = run_page(run, segments=segments, data=data, check=check)
     if fmt == "splatv":
         atomic_write_bytes(out, splatv)
         summary = {"format": fmt, "out": str(out), "bytes": len(splatv), **numbers}
