@@ -29,6 +29,7 @@ Layout (little-endian), as antimatter15/splaTV reads it:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import struct
 from dataclasses import dataclass, fields
@@ -43,11 +44,15 @@ from motion4d.errors import DataError
 from motion4d.gaussians import GaussianFrame
 from motion4d.gaussians.activations import SH_C0
 
+log = logging.getLogger(__name__)
+
 MAGIC = 0x674B
 VERSION = 1
 TEXWIDTH = 4096
 """Texels per texture row (splaTV's: 1024 records of 4 texels)."""
 F16_MAX = 65504.0
+MAX_TEXTURE_ROWS = 4096
+"""Texture rows every WebGL2 implementation supports (MAX_TEXTURE_SIZE ≥ 4096 in practice): 4M records."""
 
 
 @dataclass
@@ -171,6 +176,8 @@ def encode_splatv(records: SplatvRecords, header: dict) -> bytes:
     ``sh_degree`` and ``version`` are filled in here)."""
     words = pack_records(records)
     splat, height = _padded(words, 16)
+    if height > MAX_TEXTURE_ROWS:
+        log.warning("%d records need a %d-row texture; WebGL guarantees %d (the player may not open it)", len(records), height, MAX_TEXTURE_ROWS)
     k = records.sh.shape[1]
     per = math.ceil(3 * k / 8)
     halves = np.zeros((len(records), 8 * per), dtype=np.float64)
@@ -216,6 +223,9 @@ def decode_splatv(data: bytes, where: str = "splatv") -> tuple[SplatvRecords, di
         per, k = int(sh_desc["texels_per_record"]), (int(meta["sh_degree"]) + 1) ** 2
         sh_words = np.frombuffer(sh_bytes, dtype="<u4")[: count * 4 * per].reshape(count, 4 * per)
         sh = _unhalves(sh_words)[:, : 3 * k].reshape(count, k, 3)
+        for seg in meta.get("segments") or []:
+            if not (0 <= int(seg["start"]) and int(seg["start"]) + int(seg["count"]) <= count and seg["tau0"] <= seg["tau1"]):
+                raise ValueError(f"segment {seg} outside the {count} records")
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise DataError(f"{where}: damaged .splatv file ({e})") from None
     return unpack_records(words, sh), meta

@@ -37,6 +37,8 @@ ANIMATION_FILE = "animation.glb"
 """The animated mesh an animate run writes (see :mod:`motion4d.pipelines.animate`)."""
 FPS = 24.0
 """Playback rate of runs whose time range spans frames of a dataset: one frame time a frame."""
+MIN_DURATION_S = 2.0
+"""The shortest a clip plays at speed 1 (a dataset of a few frames would flash past at 24 fps)."""
 CHECK_SIZE = 256
 """Largest image side of the baking check's renders."""
 ADAPTIVE_SEGMENTS = (1, 2, 4, 8, 16)
@@ -124,7 +126,7 @@ def web_scene(run: str | Path, *, segments: int | None = None, data: str | Path 
     records, fields, numbers = _records(model, info, segments, cameras, background, check)
     t0, t1 = info.time_range
     glb = Path(run) / ANIMATION_FILE if Path(run).is_dir() and (Path(run) / ANIMATION_FILE).is_file() else None
-    duration = max(n_times, 2) / FPS if t1 > t0 else 0.0
+    duration = max(n_times / FPS, MIN_DURATION_S) if t1 > t0 else 0.0
     header = {**fields, "fps": FPS, "duration_s": duration, "background": background, "cameras": cameras, "center": center,
               "generator": f"motion4d {__version__}"}  # fmt: skip
     if glb is not None and "asset_to_world" in info.extra:

@@ -2,7 +2,8 @@
 // background, ...), <script id="m4d-splatv"> and <script id="m4d-glb"> (gzip, base64). URL parameters:
 // t (model time; pauses there), view (test camera index), w, h (canvas size in pixels, pixel ratio 1),
 // mode (splats | mesh | both), play (1: play from t). window.motion4dReady becomes true once the frame they
-// ask for is drawn; window.motion4d.show({t, view, mode}) draws another and resolves when it is drawn.
+// ask for is drawn; window.motion4d.show({t, view, mode}) draws another and resolves when it is drawn;
+// window.motion4d.stats() says where the depth sort runs and how long it took.
 import * as THREE from "three";
 import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
 import { applyIntrinsics, orbitTarget, scaledIntrinsics, setPose } from "./camera.js";
@@ -46,7 +47,7 @@ async function main() {
 
   const [t0, t1] = config.time_range;
   const clampT = (t) => Math.min(Math.max(t, t0), t1);
-  const defaultMode = mesh && !splats ? "mesh" : config.mode && (config.mode !== "splats" || splats) ? config.mode : "splats";
+  const defaultMode = !splats ? "mesh" : mesh && config.mode ? config.mode : "splats";
   const state = {
     t: num("t") !== null ? clampT(num("t")) : t0,
     view: num("view") !== null ? num("view") : 0,

@@ -50,7 +50,6 @@ class MeshLayer {
     this.duration = duration;
     this.scene = new THREE.Scene();
     this.scene.add(root);
-    this.offset = new THREE.Vector3();
   }
 
   // Pose at model time t: each clip at t × secondsPerTime seconds, held at its ends.
@@ -66,7 +65,6 @@ class MeshLayer {
 
   // Beside the splats (moved by `offset`, world units) or in their place.
   place(offset) {
-    this.offset.copy(offset);
     this.scene.position.copy(offset);
     this.scene.updateMatrixWorld(true);
   }
