@@ -38,7 +38,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
@@ -81,6 +81,13 @@ class AnimateConfig(TrainConfig):
     """Deformation-graph nodes (farthest-point samples of the vertices)."""
     n_neighbors: int = 6
     """Graph neighbours per node for the ARAP term."""
+    graph_metric: Literal["geodesic", "euclidean"] = "geodesic"
+    """How a mesh's graph is built: "geodesic" — nodes spread, vertices bound and nodes joined by distance
+    over the surface, so parts that touch in space but not on the surface (legs side by side, an arm along
+    the torso) are not tied (:mod:`motion4d.gaussians.geodesic`); "euclidean" — by distance in space
+    (splats always are)."""
+    graph_gap: float = 1e-3
+    """Separate parts of a mesh closer than this × its diagonal count as joined (geodesic graphs)."""
     skin_k: int = 4
     """Nodes each vertex is bound to."""
     scale_factor: float = 0.45
@@ -155,7 +162,7 @@ class AnimateConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         at_least(self, 1, "batch_views", "n_nodes", "n_neighbors", "skin_k")
-        at_least(self, 0, "offsets_gate", "coverage_steps")
+        at_least(self, 0, "offsets_gate", "coverage_steps", "graph_gap")
         positive(self, "scale_factor")
         within(self, "warmup_fraction", 0.0, 1.0)
         within(self, "offsets_start", 0.0, 1.0)
