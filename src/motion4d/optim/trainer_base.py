@@ -37,6 +37,7 @@ from motion4d.optim.checkpoint import (
     restore_optimizer,
     save_checkpoint,
 )
+from motion4d.errors import DataError
 from motion4d.optim.observers import notify
 from motion4d.optim.config_checks import at_least, field_names, positive, within
 from motion4d.optim.hooks import HasRegularizers, field_parameters
@@ -301,7 +302,10 @@ class GaussianTrainer:
                     raise ValueError(f"{path}: field parameter {name} missing or of another shape")
                 p.copy_(ckpt.extra[name].to(p))
         self.optimizer = self.make_optimizer()
-        restore_optimizer(self.optimizer, ckpt, self.device)
+        try:
+            restore_optimizer(self.optimizer, ckpt, self.device)
+        except ValueError as exc:
+            raise DataError(f"{path}: {exc}") from None
         self.strategy.load_state_dict({k.split(".", 1)[1]: v for k, v in ckpt.extra.items() if k.startswith("strategy.")}, self.device)
         if "rng.trainer" in ckpt.extra:
             self.generator.set_state(ckpt.extra["rng.trainer"])

@@ -18,9 +18,12 @@ from motion4d.render.frame import render_over_time
 log = logging.getLogger(__name__)
 
 
-def _rig_of(info: ModelInfo, data: str | None, downscale: int) -> OrbitRig:
+def _rig_of(info: ModelInfo, data: str | None, downscale: int, source: str | Path) -> OrbitRig:
     if "orbit" in info.extra:
-        return OrbitRig(**info.extra["orbit"])
+        try:
+            return OrbitRig(**info.extra["orbit"])
+        except (TypeError, ValueError) as exc:  # a hand-edited or foreign .m4d
+            raise DataError(f"{source}: its 'orbit' metadata is not an orbit camera ({exc})") from None
     if data is None:
         raise DataError("the model records no orbit camera and no dataset; give --data")
     views = load_transforms(data, "train", downscale=downscale)
@@ -47,7 +50,7 @@ def render_video(
     t0, t1 = info.time_range
     times = torch.linspace(t0, t1, frames)
     if orbit:
-        rig = _rig_of(info, root, downscale)
+        rig = _rig_of(info, root, downscale, run)
         viewmats, K, W, H = rig.viewmats(frames), rig.intrinsics(), rig.width, rig.height
     else:
         if root is None:
