@@ -276,6 +276,11 @@ def _dataset(values: dict, dataset_from_gltf) -> dict:
     return {"dataset": str(out), "views": c.views, "test_views": c.test_views, "frames": c.frames, "res": c.res}
 
 
+def _characters(values: dict, dataset_characters) -> dict:
+    manifest = dataset_characters(**values)
+    return {"root": str(values["out"]), "datasets": [e["name"] for e in manifest["datasets"]], "held_out_from": manifest["held_out_from"]}
+
+
 def _synth(values: dict, dataset_synth) -> dict:
     result = dataset_synth(**values)
     return {**dataclasses.asdict(result), "root": str(result.root)}
@@ -332,6 +337,13 @@ COMMANDS: dict[str, Pipeline | Tool | Group] = {
             ("motion4d.pipelines.dataset_gltf:dataset_from_gltf",),
             {"asset": "animated .glb / .gltf file", "out": "dataset folder to create", "config": "", "progress": "progress bar"},
             positional=("asset",),
+        ),
+        "characters": Tool(
+            "rigged, animated test characters (quadruped, biped, snake, bird, machine) as GLB files and multi-view video datasets", _characters,
+            ("motion4d.pipelines.dataset_characters:dataset_characters",),
+            {"out": "folder to write (gltf/, multiview/, characters.json; kept datasets are not redone)", "n": "number of characters",
+             "seed": "first seed (seeds >= 1000 are the held-out set)", "config": "", "render": "render the datasets (--no-render: GLB files only)",
+             "progress": "progress bar"},
         ),
         "synth": Tool(
             "render the captioned synthetic multi-view video dataset (packed shards and sample folders)", _synth,
