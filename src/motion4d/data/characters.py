@@ -288,7 +288,7 @@ def _bird(rng: np.random.Generator, rig: _Rig):
     parts = [Tube(np.array(pts), np.array([rb * 0.25, rb * 0.5, rb, rb * 0.95, rb * 0.5, rb * 0.6, rb * 0.1]), _chain(pts, names, rig), sides=16)]
     chord = rng.uniform(0.5, 0.7) * L / 2
     for side, sz in (("L", 1.0), ("R", -1.0)):
-        sh = rig.add(f"wing{side}", "chest", (L * 0.1, h + rb * 0.3, sz * rb * 0.6))
+        rig.add(f"wing{side}", "chest", (L * 0.1, h + rb * 0.3, sz * rb * 0.6))
         el = rig.add(f"wingmid{side}", f"wing{side}", (L * 0.08, h + rb * 0.4, sz * (rb + span * 0.45)))
         wr = rig.add(f"wingtip{side}", f"wingmid{side}", (L * 0.04, h + rb * 0.4, sz * (rb + span * 0.8)))
         wpts = [np.array((L * 0.1, h + rb * 0.45, sz * rb * 0.85)), rig.pos[el], rig.pos[wr], np.array((-L * 0.05, h + rb * 0.4, sz * (rb + span)))]
