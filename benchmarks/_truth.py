@@ -60,9 +60,11 @@ def variant(sample, kind: str, views: int = 4):
     return dataclasses.replace(sample, images=images)
 
 
-def fit_truth(sample, run: Path, config, fov_deg: float = 40.0) -> dict:
-    """Fit (or reuse) the ground-truth grid of ``sample`` (a :class:`~motion4d.data.synth_packed.SynthSample`)
-    in the run folder ``run`` with the text-to-4d config ``config``; its ``report.json`` plus ``fit_seconds``."""
+def fit_truth(sample, run: Path, config, fov_deg: float) -> dict:
+    """Fit (or reuse) the ground-truth grid of ``sample`` (a :class:`~motion4d.data.synth_packed.SynthSample`;
+    its first ``config.views`` views, the dataset's fixed evaluation views, horizontal field of view
+    ``fov_deg``) in the run folder ``run`` with the text-to-4d config ``config``; its ``report.json`` plus
+    ``fit_seconds``."""
     if not (run / "report.json").is_file():
         v = config.views
         grid = GeneratedGrid(sample.images[:v].float() / 255.0, sample.azimuth_deg[:v], sample.elevation_deg[:v], float(sample.radius[0]),
@@ -92,7 +94,8 @@ def judged(run: Path) -> dict:
     return {"shape": r.shape, "colour": r.colour, "motion": r.motion}
 
 
-def truth_asset(sample, run: Path, config) -> dict:
-    """Fit (or reuse) the ground-truth grid of a sample at the generation views and judge it."""
-    report = fit_truth(sample, run, config)
+def truth_asset(sample, run: Path, config, fov_deg: float) -> dict:
+    """Fit (or reuse) the ground-truth grid of a sample at the generation views (horizontal field of view
+    ``fov_deg``) and judge it."""
+    report = fit_truth(sample, run, config, fov_deg)
     return {"judged": judged(run), "psnr": report["psnr"], "motion_amplitude": report["motion_amplitude"]}

@@ -140,6 +140,7 @@ def main() -> int:
     ap.add_argument("--consistency", type=int, default=6, help="assets checked at novel views")
     ap.add_argument("--reference", type=int, default=8, help="held-out samples for the reference-conditioning check")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    ap.add_argument("--preset", default="default", choices=list(PRESETS), help="text-to-4d preset (tiny: a smoke run)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:
@@ -155,7 +156,7 @@ def main() -> int:
     if not samples:
         print(f"error: {args.data}: no held-out samples", file=sys.stderr)
         return 2
-    config = PRESETS["default"]
+    config = PRESETS[args.preset]
     pipe = TextTo4DPipeline.from_pretrained(args.prior)
     assets = args.out / "assets"
     truth_of = lambda s: {a: s.record[a] for a in ATTRIBUTES}
@@ -163,7 +164,7 @@ def main() -> int:
     print(f"prior {args.prior}; {len(samples)} held-out combinations of {args.data}")
 
     if "truth" in sections:
-        rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config)}) for s in samples]
+        rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config, held_out.meta["fov_deg"])}) for s in samples]
         result["sections"]["truth"] = {"accuracy": accuracy_table("truth", rows), "rows": rows}
     combos = []
     if {"combos", "scale", "consistency"} & set(sections):

@@ -100,6 +100,7 @@ def test_animate_writes_the_run(animate_run, capsys):
     assert report["vertex_error_pct"] is not None and report["vertex_error_pct"] < 50
     assert report["duration_s"] == pytest.approx(3 / 16)
     assert isinstance(report["vertex_offsets"], bool) and len(report["silhouette_errors"]) == 3
+    assert len(report["keyframe_silhouette_errors"]) == 3 and all(0 <= e < 2 for e in report["keyframe_silhouette_errors"])
     # the exported animation keeps the asset's rest pose and coordinates and moves over time
     anim = load_gltf(run / "animation.glb")
     rest = load_gltf(asset).mesh.vertices

@@ -367,3 +367,22 @@ def test_damaged_asset_through_the_cli(how, tmp_path, capsys):
     asset = damage(box_asset(tmp_path / "a.glb"), how)
     cli_error(capsys, ["animate", asset, "--driving", tmp_path, "--out", tmp_path / "run"], asset)
     assert not os.path.exists(tmp_path / "run" / "report.json")
+
+
+def test_hand_edited_orbit_metadata_is_one_error_line(tmp_path, capsys):
+    path = save_m4d(Gaussians4DRotor.random(30, sh_degree=1, seed=0), tmp_path / "model.m4d",
+                    ModelInfo("rotor4d", (0.0, 1.0), {"background": [1, 1, 1], "orbit": {"radius": 3.0, "wrong_key": 1}}))  # fmt: skip
+    cli_error(capsys, ["render", path, "--out", tmp_path / "v.mp4", "--orbit", "--frames", "2"], path)
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_optimizer_state_of_another_shape_names_the_checkpoint(tiny_dynamic_data, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    assert main(["-q", "reconstruct", str(tiny_dynamic_data), "--out", str(run), "--preset", "tiny", "--iters", "10", "--video-frames", "0"]) == 0
+    ckpt = list_checkpoints(run / "checkpoints")[-1]
+    t = load_file(str(ckpt))
+    key = next(k for k in t if k.startswith("optim.") and k.endswith("exp_avg"))
+    _rewrite(ckpt, {**t, key: torch.zeros(3, 1)})
+    cli_error(capsys, ["-q", "reconstruct", "--out", run, "--resume", "--iters", "12", "--video-frames", "0"], ckpt)

@@ -6,9 +6,9 @@ from pathlib import Path
 import motion4d
 
 ROOT = Path(motion4d.__file__).parent
-LAYERS = ["atomic", "errors", "config_dict", "gaussians", "render", "data", "export", "metrics", "priors", "optim", "pipelines", "cli", "__main__"]
-"""Bottom to top; ``atomic``, ``errors`` and ``config_dict`` are the base every layer may use."""
-BASE = {"atomic", "errors", "config_dict"}
+LAYERS = ["atomic", "errors", "config_dict", "progress", "gaussians", "render", "data", "export", "metrics", "priors", "optim", "pipelines", "cli", "__main__"]
+"""Bottom to top; ``atomic``, ``errors``, ``config_dict`` and ``progress`` are the base every layer may use."""
+BASE = {"atomic", "errors", "config_dict", "progress"}
 
 
 def _layer(path: Path) -> str:

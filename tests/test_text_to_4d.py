@@ -122,6 +122,7 @@ def test_prompts_file(prior, tmp_path):
         (["   "], "prompt is empty"),
         ([], "needs a PROMPT or --prompts"),
         ([PROMPT, "--steps", "0"], "--steps"),
+        ([PROMPT, "--frames", "1"], "--frames"),
         ([PROMPT, "--motion-scale", "-1"], "--motion-scale"),
     ],
 )

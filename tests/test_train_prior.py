@@ -192,3 +192,21 @@ def test_the_default_preset_trains_two_steps(tmp_path):
     model = load_denoiser(result.model_dir)
     assert model.config.width == cfg.width and model.config.depth == cfg.depth and model.config.patch_size == cfg.patch_size
     assert (result.model_dir / "diffusion_pytorch_model.safetensors").stat().st_size < 20e6
+
+
+def test_train_prior_cli_runs_resumes_and_names_a_corrupt_checkpoint(data, tmp_path, capsys):
+    from motion4d.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train-prior", str(data), "--out", str(run), "--preset", "tiny"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 2
+    assert main(["train-prior", "--out", str(run), "--resume", "--steps", "3"]) == 0  # the data and config come from the run
+    assert load_training_state(run / "checkpoint.safetensors").step == 3
+    (run / "checkpoint.safetensors").write_bytes(b"\0" * 64)
+    capsys.readouterr()
+    assert main(["train-prior", "--out", str(run), "--resume", "--steps", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err if line.startswith("error:")] == [err[-1]] and "checkpoint.safetensors" in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert main(["train-prior", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r2"), "--preset", "tiny"]) == 2
+    assert "nowhere" in capsys.readouterr().err

@@ -7,6 +7,8 @@
     motion4d evaluate RUN [--data DATA] [--split test]                 metrics JSON on stdout (any run, .m4d files)
     motion4d render RUN --out FILE.mp4|.gif [--orbit] [--view I]       a video over time
     motion4d export RUN --format ply-sequence|m4d|glb --out PATH       per-frame 3DGS PLYs, one 4D file, or an animated glTF
+    motion4d export RUN --format splatv|html --out FILE               web 4D Gaussians, or a player page that opens from disk
+    motion4d view RUN|FILE [--port P] [--no-browser]                   the web player on 127.0.0.1 (run, .m4d, .splatv, .glb)
     motion4d animate ASSET --driving DATA --out RUN                    animate a static mesh with a multi-view driving video
     motion4d dataset from-gltf ASSET --out DATA [--views N ...]        render an animated glTF into a multi-view video dataset
     motion4d dataset synth --out DATA --n N [--seed S] [--captions F]  the captioned synthetic multi-view video dataset
@@ -25,7 +27,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+from pathlib import Path
 
 from motion4d.cli.commands import COMMANDS, Group, Pipeline, Tool
 
@@ -59,19 +63,26 @@ def _selected(argv: list[str]) -> list[str]:
     return words
 
 
+def _add_output_flags(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="warnings and errors only: no progress bars, no summary")
+    parser.add_argument("--json", action="store_true", default=default, help="for scripts: only the JSON result on stdout (no progress bars or summary)")
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """The parser of ``motion4d``, with the options of the command ``argv`` names (the others: names and help)."""
     words = _selected(argv)
-    p = _Parser(prog="motion4d", description="Fit 3D/4D Gaussian splats to images, on CPU or GPU.")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p = _Parser(prog="motion4d", description="Text, images, video or a static asset to animated 3D Gaussians (4D), on CPU or GPU.")
+    _add_output_flags(p, False)
+    common = _Parser(add_help=False)
+    _add_output_flags(common, argparse.SUPPRESS)  # also accepted after the command, without resetting the ones before it
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name, row in COMMANDS.items():
-        parser = sub.add_parser(name, help=row.help, description=row.help)
+        parser = sub.add_parser(name, help=row.help, description=row.help, parents=[] if isinstance(row, Group) else [common])
         if isinstance(row, Group):
             inner = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND", parser_class=_Parser)
             for sub_name, sub_row in row.commands.items():
-                sub_parser = inner.add_parser(sub_name, help=sub_row.help, description=sub_row.help)
+                sub_parser = inner.add_parser(sub_name, help=sub_row.help, description=sub_row.help, parents=[common])
                 if words[:2] == [name, sub_name]:
                     sub_row.add_to(sub_parser)
         elif words[:1] == [name]:
@@ -103,7 +114,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    _setup_logging(args.verbose, args.quiet)
+    quiet = args.quiet or args.json
+    _setup_logging(args.verbose, quiet)
+    from motion4d.progress import NO_PROGRESS
+
+    saved = os.environ.get(NO_PROGRESS)
+    if quiet:
+        os.environ[NO_PROGRESS] = "1"
+    try:
+        return _run(args, quiet)
+    finally:
+        if saved is None:
+            os.environ.pop(NO_PROGRESS, None)
+        else:
+            os.environ[NO_PROGRESS] = saved
+
+
+def _run(args: argparse.Namespace, quiet: bool) -> int:
     from motion4d.errors import DataError
 
     row: Pipeline | Tool | Group = COMMANDS[args.command]
@@ -111,7 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(row, Group):
         row, name = row.commands[args.subcommand], f"{name} {args.subcommand}"
     try:
-        print(json.dumps(row.main(name, args), default=str))
+        result = row.main(name, args)
+        if not quiet and isinstance(result, dict):
+            from motion4d.cli.summary import summary_table
+
+            run = getattr(args, "out", None) if isinstance(row, Pipeline) else None
+            print(summary_table(name, result, None if run is None else Path(run)), file=sys.stderr)
+        print(json.dumps(result, default=str))
         return 0
     except (DataError, ValueError, FileNotFoundError, NotADirectoryError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import importlib
 import inspect
+import json
 import logging
 import typing
 from dataclasses import dataclass, field
@@ -255,7 +256,9 @@ def _render(values: dict, render_video) -> dict:
     return {"video": str(values["out"]), "frames": values["frames"]}
 
 
-def _export(values: dict, export_run, export_run_glb) -> dict:
+def _export(values: dict, export_run, export_run_glb, export_web) -> dict:
+    if values["fmt"] in ("splatv", "html"):
+        return export_web(values["run"], values["fmt"], values["out"], segments=values["segments"])
     if values["fmt"] == "glb":
         path = export_run_glb(values["run"], values["out"], duration_s=values["duration_s"])
     else:
@@ -263,9 +266,19 @@ def _export(values: dict, export_run, export_run_glb) -> dict:
     return {"format": values["fmt"], "out": str(path)}
 
 
+def _view(values: dict, view) -> dict:
+    """Print the page's address (a JSON line) as soon as it is served, then serve until interrupted."""
+    return view(**values, announce=lambda url: print(json.dumps({"url": url}), flush=True))
+
+
 def _dataset(values: dict, dataset_from_gltf) -> dict:
     out, c = dataset_from_gltf(**values), values["config"]
     return {"dataset": str(out), "views": c.views, "test_views": c.test_views, "frames": c.frames, "res": c.res}
+
+
+def _characters(values: dict, dataset_characters) -> dict:
+    manifest = dataset_characters(**values)
+    return {"root": str(values["out"]), "datasets": [e["name"] for e in manifest["datasets"]], "held_out_from": manifest["held_out_from"]}
 
 
 def _synth(values: dict, dataset_synth) -> dict:
@@ -297,11 +310,21 @@ COMMANDS: dict[str, Pipeline | Tool | Group] = {
         positional=("run",),
     ),  # fmt: skip
     "export": Tool(
-        "export a run's model: per-frame PLYs, one .m4d file or an animated glTF", _export,
-        ("motion4d.pipelines.export_run:export_run", "motion4d.pipelines.animate:export_run_glb"),
-        {"run": _RUN_HELP["run"], "fmt": "ply-sequence, m4d or glb (animate runs)", "out": "folder (ply-sequence) or file (m4d, glb)",
-         "frames": "ply-sequence: number of frames", "duration_s": "glb: animation length in seconds (default: keyframes / 16)"},
-        positional=("run",), aliases={"fmt": "--format", "duration_s": "--duration"}, choices={"fmt": ("ply-sequence", "m4d", "glb")},
+        "export a run's model: per-frame PLYs, one .m4d file, an animated glTF, a .splatv or a self-contained web player", _export,
+        ("motion4d.pipelines.export_run:export_run", "motion4d.pipelines.animate:export_run_glb", "motion4d.pipelines.export_web:export_web"),
+        {"run": _RUN_HELP["run"], "fmt": "ply-sequence, m4d, glb (animate runs), splatv (web 4D Gaussians) or html (a player page that opens from disk)",
+         "out": "folder (ply-sequence) or file (m4d, glb, splatv, html)", "frames": "ply-sequence: number of frames",
+         "duration_s": "glb: animation length in seconds (default: keyframes / 16)",
+         "segments": "splatv, html: time segments a model other than rotor4d is baked into (default: a deformation graph's keyframe intervals; "
+                     "for a deformation field the fewest of 1, 2, 4, 8, 16 whose check reaches 40 dB)"},
+        positional=("run",), aliases={"fmt": "--format", "duration_s": "--duration"}, choices={"fmt": ("ply-sequence", "m4d", "glb", "splatv", "html")},
+    ),  # fmt: skip
+    "view": Tool(
+        "play a run folder, .m4d, .splatv or .glb in the web player, served on 127.0.0.1 until Ctrl-C", _view,
+        ("motion4d.pipelines.view:view",),
+        {"run": "run folder, .m4d, .splatv or .glb file", "host": "address to serve on", "port": "port (0: a free one; the address is printed)",
+         "browser": "open the page in the default browser"},
+        positional=("run",),
     ),  # fmt: skip
     "animate": Pipeline(
         "animate a static mesh (glTF/GLB, OBJ, PLY) with the motion of a multi-view driving video",
@@ -314,6 +337,13 @@ COMMANDS: dict[str, Pipeline | Tool | Group] = {
             ("motion4d.pipelines.dataset_gltf:dataset_from_gltf",),
             {"asset": "animated .glb / .gltf file", "out": "dataset folder to create", "config": "", "progress": "progress bar"},
             positional=("asset",),
+        ),
+        "characters": Tool(
+            "rigged, animated test characters (quadruped, biped, snake, bird, machine) as GLB files and multi-view video datasets", _characters,
+            ("motion4d.pipelines.dataset_characters:dataset_characters",),
+            {"out": "folder to write (gltf/, multiview/, characters.json; kept datasets are not redone)", "n": "number of characters",
+             "seed": "first seed (seeds >= 1000 are the held-out set)", "config": "", "render": "render the datasets (--no-render: GLB files only)",
+             "progress": "progress bar"},
         ),
         "synth": Tool(
             "render the captioned synthetic multi-view video dataset (packed shards and sample folders)", _synth,

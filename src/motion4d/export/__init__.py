@@ -1,4 +1,5 @@
-"""Results out: atomic file writes, standard 3DGS PLY, videos and images."""
+"""Results out: atomic file writes, standard 3DGS PLY, videos and images; ``.m4d``, glTF, ``.splatv`` and the web
+player page in their modules."""
 
 from motion4d.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from motion4d.export.ply import load_ply, rgb_to_sh0, save_ply, sh0_to_rgb

@@ -179,8 +179,6 @@ def _check_skin_args(mesh: Mesh, nodes, rotations, translations, joints, weights
     nodes = np.asarray(nodes, dtype=np.float64)
     R = np.asarray(rotations, dtype=np.float64)
     d = np.asarray(translations, dtype=np.float64)
-    joints = np.asarray(joints)
-    weights = np.asarray(weights, dtype=np.float64)
     times = np.asarray(times_s, dtype=np.float64).reshape(-1)
     j, t, v = nodes.shape[0] if nodes.ndim == 2 else -1, times.shape[0], mesh.num_vertices
     if nodes.ndim != 2 or nodes.shape[1] != 3 or j < 1:
@@ -189,12 +187,6 @@ def _check_skin_args(mesh: Mesh, nodes, rotations, translations, joints, weights
         raise ValueError(f"rotations must have shape [{t},{j},3,3], got {list(R.shape)}")
     if d.shape != (t, j, 3):
         raise ValueError(f"translations must have shape [{t},{j},3], got {list(d.shape)}")
-    if joints.ndim != 2 or joints.shape[0] != v or joints.shape[1] > 4 or weights.shape != joints.shape:
-        raise ValueError(f"joints and weights must have shape [{v},k] with k <= 4, got {list(joints.shape)}, {list(weights.shape)}")
-    if joints.min() < 0 or joints.max() >= j or j > 65535:
-        raise ValueError(f"joints must index the {j} nodes (at most 65535)")
-    if (weights < 0).any() or (weights.sum(1) <= 1e-12).any():
-        raise ValueError("weights must be >= 0 with every row summing to more than 0")
     if t < 1 or (t > 1 and not (np.diff(times) > 0).all()):
         raise ValueError("times_s must be non-empty and strictly increasing")
     if a2w.shape != (4, 4) or abs(np.linalg.det(a2w[:3, :3])) < 1e-12:
@@ -204,11 +196,25 @@ def _check_skin_args(mesh: Mesh, nodes, rotations, translations, joints, weights
     fix = np.linalg.det(u @ vt) < 0
     u[fix, :, -1] *= -1
     R = u @ vt
+    return (nodes, R, d, *_skin_arrays(joints, weights, v, j), times)
+
+
+def _skin_arrays(joints, weights, v: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """``joints [V,k]``, ``weights [V,k]`` (k ≤ 4) checked against V vertices and J joints, padded to 4
+    slots (unused slots at joint 0, as the specification wants) and normalised."""
+    joints = np.asarray(joints)
+    weights = np.asarray(weights, dtype=np.float64)
+    if joints.ndim != 2 or joints.shape[0] != v or joints.shape[1] > 4 or weights.shape != joints.shape:
+        raise ValueError(f"joints and weights must have shape [{v},k] with k <= 4, got {list(joints.shape)}, {list(weights.shape)}")
+    if joints.min() < 0 or joints.max() >= j or j > 65535:
+        raise ValueError(f"joints must index the {j} nodes (at most 65535)")
+    if (weights < 0).any() or (weights.sum(1) <= 1e-12).any():
+        raise ValueError("weights must be >= 0 with every row summing to more than 0")
     pad = 4 - joints.shape[1]
-    joints = np.concatenate([joints, np.zeros((v, pad), dtype=joints.dtype)], 1)
+    joints = np.concatenate([joints, np.zeros((v, pad), dtype=joints.dtype)], 1).astype(np.int64)
     weights = np.concatenate([weights, np.zeros((v, pad))], 1)
-    joints[weights == 0] = 0  # the specification wants unused joint slots at 0 (the Khronos validator warns otherwise)
-    return nodes, R, d, joints.astype(np.int64), weights / weights.sum(1, keepdims=True), times
+    joints[weights == 0] = 0  # the Khronos validator warns otherwise
+    return joints, weights / weights.sum(1, keepdims=True)
 
 
 def write_skinned_glb(
@@ -281,4 +287,79 @@ def write_skinned_glb(
         channels.append(pygltflib.AnimationChannel(sampler=len(samplers) - 1, target=pygltflib.AnimationChannelTarget(node=0, path="weights")))
     b.g.animations.append(pygltflib.Animation(name=name, samplers=samplers, channels=channels))
     b.g.extras = {"motion4d": json.dumps({"keyframes": int(times.shape[0]), "joints": n_joints, "morph_targets": 0 if morph is None else int(morph[0].shape[0])})}
+    return b.finish(Path(path))
+
+
+def write_rigged_glb(
+    path: str | Path,
+    mesh: Mesh,
+    parents: np.ndarray,
+    offsets: np.ndarray,
+    joints: np.ndarray,
+    weights: np.ndarray,
+    times_s: np.ndarray,
+    rotations: np.ndarray,
+    root_translation: np.ndarray,
+    *,
+    joint_names: list[str] | None = None,
+    name: str = "animation",
+) -> Path:
+    """Write ``mesh`` skinned to a joint hierarchy with one animation (a rigged character, e.g.
+    :mod:`motion4d.data.characters`'), atomically.
+
+    Joint j is a node at translation ``offsets[j]`` from its parent (no rest rotation: the rest pose is the
+    bind pose, inverse bind matrix ``T(−p_j)`` with ``p_j`` its rest world position); the animation keys every
+    joint's rotation and the root's translation (``offsets[0] + root_translation``), LINEAR.
+
+    Args:
+        mesh: the mesh in its rest (bind) pose.
+        parents: [J] parent index per joint, -1 for the root (joint 0); parents before children.
+        offsets: [J,3] rest translation of each joint from its parent.
+        joints: [V,k] and weights: [V,k] the skin (k ≤ 4; rows normalised here).
+        times_s: [K] strictly increasing keyframe times in seconds.
+        rotations: [K,J,4] local joint rotations (xyzw) per keyframe.
+        root_translation: [K,3] the root's translation per keyframe, added to ``offsets[0]``.
+        joint_names: [J] node names (default joint0, joint1, …).
+        name: the animation's name.
+    """
+    parents = np.asarray(parents, dtype=np.int64)
+    offsets = np.asarray(offsets, dtype=np.float64)
+    n_joints = parents.shape[0]
+    times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    rotations = np.asarray(rotations, dtype=np.float64)
+    root_translation = np.asarray(root_translation, dtype=np.float64)
+    if offsets.shape != (n_joints, 3) or parents[0] != -1 or any(p >= j or (p < 0 and j > 0) for j, p in enumerate(parents)):
+        raise ValueError("parents [J] (joint 0 the only root, parents first) and offsets [J,3] expected")
+    if rotations.shape != (times.shape[0], n_joints, 4) or root_translation.shape != (times.shape[0], 3):
+        raise ValueError(f"rotations [{times.shape[0]},{n_joints},4] and root_translation [{times.shape[0]},3] expected")
+    if times.shape[0] < 1 or (times.shape[0] > 1 and not (np.diff(times) > 0).all()):
+        raise ValueError("times_s must be non-empty and strictly increasing")
+    joints, weights = _skin_arrays(joints, weights, mesh.num_vertices, n_joints)
+    rest = np.zeros((n_joints, 3))
+    for j, p in enumerate(parents):
+        rest[j] = offsets[j] + (rest[p] if p >= 0 else 0.0)
+    names = joint_names if joint_names is not None else [f"joint{j}" for j in range(n_joints)]
+    b = _Builder()
+    m = _add_mesh(b, mesh, (joints, weights))
+    # node 0: the skinned mesh; nodes 1..J: the joints (node 1 the root)
+    b.g.nodes.append(pygltflib.Node(name=mesh.name, mesh=m, skin=0))
+    for j in range(n_joints):
+        kids = [1 + int(c) for c in np.nonzero(parents == j)[0]]
+        b.g.nodes.append(pygltflib.Node(name=names[j], translation=offsets[j].tolist(), rotation=[0.0, 0.0, 0.0, 1.0], children=kids or None))
+    ibm = np.tile(np.eye(4), (n_joints, 1, 1))
+    ibm[:, :3, 3] = -rest
+    ibm_acc = b.accessor(ibm.transpose(0, 2, 1).reshape(n_joints, 16), _FLOAT)
+    b.g.skins.append(pygltflib.Skin(joints=list(range(1, 1 + n_joints)), inverseBindMatrices=ibm_acc, skeleton=1))
+    b.g.scenes.append(pygltflib.Scene(nodes=[0, 1]))
+    b.g.scene = 0
+    quats = rotations / np.linalg.norm(rotations, axis=-1, keepdims=True)
+    for f in range(1, quats.shape[0]):  # sign-continuous keyframes
+        quats[f, (quats[f] * quats[f - 1]).sum(-1) < 0] *= -1
+    t_acc = b.accessor(times, _FLOAT, minmax=True)
+    samplers, channels = [], []
+    tracks = [(1 + j, "rotation", quats[:, j]) for j in range(n_joints)] + [(1, "translation", offsets[0] + root_translation)]
+    for node, path_name, values in tracks:
+        samplers.append(pygltflib.AnimationSampler(input=t_acc, output=b.accessor(values, _FLOAT), interpolation="LINEAR"))
+        channels.append(pygltflib.AnimationChannel(sampler=len(samplers) - 1, target=pygltflib.AnimationChannelTarget(node=node, path=path_name)))
+    b.g.animations.append(pygltflib.Animation(name=name, samplers=samplers, channels=channels))
     return b.finish(Path(path))

@@ -26,6 +26,7 @@ from motion4d.gaussians.base import GaussianParams, make_params
 from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
 from motion4d.gaussians.files import load_tensors, model_loader, save_tensors
 from motion4d.gaussians.gaussians3d import GaussianFrame
+from motion4d.gaussians.geodesic import geodesic_graph
 from motion4d.gaussians.surface import deformed_covariances, face_frames, rest_covariances, surface_points
 from motion4d.gaussians.vertex_offsets import VertexOffsets
 
@@ -47,6 +48,8 @@ class MeshGaussians(GaussianParams):
         scale_factor, normal_ratio, edge_ratio: see :func:`motion4d.gaussians.surface.rest_covariances`.
         covars: [N,3,3] rest covariances to use instead (e.g. from :func:`motion4d.gaussians.surface.surface_gaussians`);
             then scale_factor, normal_ratio and edge_ratio are not used.
+        skin: per-vertex ``(node indices [V,k], weights [V,k])`` (e.g. geodesic, see :meth:`build`); default:
+            the ``skin_k`` nearest nodes in space (:func:`~motion4d.gaussians.deform_graph.skinning_weights`).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class MeshGaussians(GaussianParams):
         normal_ratio: float = 0.1,
         edge_ratio: float = 0.0,
         covars: Tensor | None = None,
+        skin: tuple[Tensor, Tensor] | None = None,
     ):
         super().__init__()
         n = face_ids.shape[0]
@@ -71,7 +75,9 @@ class MeshGaussians(GaussianParams):
             raise ValueError(f"barycentrics and colors must have shape [{n},3], got {list(barycentrics.shape)}, {list(colors.shape)}")
         vertices = vertices.detach()
         self.graph = graph
-        idx, w = skinning_weights(vertices, graph.nodes, skin_k)
+        idx, w = skinning_weights(vertices, graph.nodes, skin_k) if skin is None else skin
+        if idx.shape != w.shape or idx.shape[0] != vertices.shape[0]:
+            raise ValueError(f"skin indices and weights must have shape [{vertices.shape[0]},k], got {list(idx.shape)}, {list(w.shape)}")
         self.register_buffer("rest_vertices", vertices.clone())
         self.register_buffer("faces", faces.long().clone())
         self.register_buffer("face_ids", face_ids.long().clone())
@@ -103,11 +109,26 @@ class MeshGaussians(GaussianParams):
         *,
         n_nodes: int = 128,
         n_neighbors: int = 6,
+        metric: str = "geodesic",
+        gap: float = 1e-3,
         **kwargs,
     ) -> "MeshGaussians":
-        """Pick ``n_nodes`` graph nodes among the vertices (farthest-point sampling) and bind everything."""
-        nodes = vertices[farthest_point_sampling(vertices, n_nodes)]
-        return cls(vertices, faces, face_ids, barycentrics, colors, DeformationGraph(nodes, frame_times, n_neighbors=n_neighbors), **kwargs)
+        """Pick ``n_nodes`` graph nodes among the vertices and bind everything.
+
+        ``metric`` "geodesic": node placement, skin and graph edges by distance over the mesh surface, parts
+        closer than ``gap`` × the diagonal joined (:func:`motion4d.gaussians.geodesic.geodesic_graph`);
+        "euclidean": farthest-point sampling in space, each vertex bound to its nearest nodes in space.
+        """
+        if metric == "euclidean":
+            nodes = vertices[farthest_point_sampling(vertices, n_nodes)]
+            return cls(vertices, faces, face_ids, barycentrics, colors, DeformationGraph(nodes, frame_times, n_neighbors=n_neighbors), **kwargs)
+        if metric != "geodesic":
+            raise ValueError(f"metric must be geodesic or euclidean, got {metric!r}")
+        g = geodesic_graph(vertices.detach().double().cpu().numpy(), faces.cpu().numpy(), n_nodes, n_neighbors, kwargs.get("skin_k", 4), gap=gap)
+        to = dict(device=vertices.device)
+        graph = DeformationGraph(vertices[torch.from_numpy(g.node_vertices).to(**to)], frame_times, neighbors=torch.from_numpy(g.neighbors).to(**to))
+        skin = (torch.from_numpy(g.skin_indices).to(**to), torch.from_numpy(g.skin_weights).to(dtype=vertices.dtype, **to))
+        return cls(vertices, faces, face_ids, barycentrics, colors, graph, skin=skin, **kwargs)
 
     # ---- state ----------------------------------------------------------------------------
     _sh_degree = 0

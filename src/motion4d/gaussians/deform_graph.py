@@ -83,10 +83,12 @@ class DeformationGraph(nn.Module):
     Args:
         nodes: [J,3] rest positions.
         frame_times: [T] increasing keyframe times (e.g. the driving video's frame times in [0,1]).
-        n_neighbors: graph neighbours per node for the ARAP term.
+        n_neighbors: graph neighbours per node for the ARAP term (the k nearest in space, unless given).
+        neighbors: [J,n] the graph's edges instead (e.g. geodesic, :mod:`motion4d.gaussians.geodesic`); an entry
+            equal to its own row (a node with fewer neighbours, padded) is no edge.
     """
 
-    def __init__(self, nodes: Tensor, frame_times: Tensor, *, n_neighbors: int = 6):
+    def __init__(self, nodes: Tensor, frame_times: Tensor, *, n_neighbors: int = 6, neighbors: Tensor | None = None):
         super().__init__()
         if nodes.dim() != 2 or nodes.shape[1] != 3 or nodes.shape[0] < 1:
             raise ValueError(f"nodes must have shape [J,3], got {list(nodes.shape)}")
@@ -97,7 +99,11 @@ class DeformationGraph(nn.Module):
         self.register_buffer("nodes", nodes.detach().clone())
         self.register_buffer("frame_times", frame_times.clone())
         kk = min(n_neighbors, j - 1)
-        if kk > 0:
+        if neighbors is not None:
+            nbrs = torch.as_tensor(neighbors, dtype=torch.long, device=nodes.device)
+            if nbrs.dim() != 2 or nbrs.shape[0] != j or (nbrs.numel() and (nbrs.min() < 0 or nbrs.max() >= j)):
+                raise ValueError(f"neighbors must have shape [{j},n] and index the nodes, got {list(nbrs.shape)}")
+        elif kk > 0:
             nbrs = torch.cdist(nodes, nodes).topk(kk + 1, dim=1, largest=False).indices[:, 1:]
         else:
             nbrs = torch.zeros(j, 0, dtype=torch.long, device=nodes.device)
@@ -178,16 +184,23 @@ class DeformationGraph(nn.Module):
             self.quats[dst] = self.quats[src]
             self.translations[dst] = self.translations[src]
 
+    def _edges(self) -> Tensor:
+        """[J,n] bool: which neighbour entries are edges (not a node's padding with itself)."""
+        return self.neighbors != torch.arange(self.num_nodes, device=self.neighbors.device)[:, None]
+
     def _neighbor_scale(self) -> Tensor:
-        if self.neighbors.shape[1] == 0:
+        edges = self._edges()
+        if not bool(edges.any()):
             return torch.ones((), dtype=self.nodes.dtype, device=self.nodes.device)
-        return (self.nodes[self.neighbors] - self.nodes[:, None]).norm(dim=-1).mean().clamp_min(1e-12)
+        return (self.nodes[self.neighbors] - self.nodes[:, None]).norm(dim=-1)[edges].mean().clamp_min(1e-12)
 
     def arap_residuals(self, frames: Tensor | None = None) -> Tensor:
-        """[F,J,k] squared ARAP residuals over keyframes ``frames`` (indices; default all), in squared mean
-        neighbour distances: how far j's transform sends neighbour k's rest position from where k goes."""
-        if self.neighbors.shape[1] == 0:
-            return self.translations.new_zeros(self.num_frames if frames is None else len(frames), self.num_nodes, 0)
+        """[F,E] squared ARAP residuals over keyframes ``frames`` (indices; default all) and the graph's E
+        edges, in squared mean neighbour distances: how far j's transform sends neighbour k's rest position
+        from where k goes."""
+        edges = self._edges()
+        if not bool(edges.any()):
+            return self.translations.new_zeros(self.num_frames if frames is None else len(frames), 0)
         q = self.quats if frames is None else self.quats[frames]
         d = self.translations if frames is None else self.translations[frames]
         R = quat_to_rotmat(q)  # [F,J,3,3]
@@ -195,7 +208,7 @@ class DeformationGraph(nn.Module):
         rel = g[nb] - g[:, None]  # [J,k,3]
         pred = torch.einsum("fjab,jkb->fjka", R, rel) + g[None, :, None] + d[:, :, None]
         actual = g[nb][None] + d[:, nb]
-        return (pred - actual).square().sum(-1) / self._neighbor_scale().square()
+        return (pred - actual).square().sum(-1)[:, edges] / self._neighbor_scale().square()
 
     def arap(self, frames: Tensor | None = None, *, residuals: Tensor | None = None) -> Tensor:
         """The "arap" term over keyframes ``frames`` (indices; default all), or of given ``residuals``

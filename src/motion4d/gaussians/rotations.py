@@ -44,3 +44,20 @@ def rotmat_to_quat(R: Tensor) -> Tensor:
     q = torch.nn.functional.normalize(q, dim=-1)
     q = torch.where(q[:, :1] < 0, -q, q)
     return q.reshape(R.shape[:-2] + (4,))
+
+
+def covars_to_quats_scales(covars: Tensor) -> tuple[Tensor, Tensor]:
+    """Rotations ``quats [N,4]`` (wxyz) and ``scales [N,3]`` with ``R diag(scales²) Rᵀ = covars [N,3,3]``.
+
+    By eigendecomposition: ``R``'s columns are the eigenvectors (one flipped when needed so that det R = +1,
+    a proper rotation), ``scales`` the square roots of the eigenvalues (ascending).
+    """
+    if covars.dim() != 3 or covars.shape[1:] != (3, 3):
+        raise ValueError(f"covars must have shape [N,3,3], got {list(covars.shape)}")
+    sym = 0.5 * (covars + covars.transpose(1, 2)).double()
+    vals, vecs = torch.linalg.eigh(sym)
+    flip = torch.linalg.det(vecs) < 0
+    vecs = vecs.clone()
+    vecs[flip, :, 2] = -vecs[flip, :, 2]
+    scales = vals.clamp_min(1e-20).sqrt()
+    return rotmat_to_quat(vecs).to(covars.dtype), scales.to(covars.dtype)

@@ -28,7 +28,8 @@ rigid-ish (faithful shape, damped motion), low values follow the video more free
 
 Frames are brought in progressively (tracking, see :mod:`motion4d.optim.driving`) over the first
 ``warmup_fraction`` of training. The trainer reports (:meth:`AnimateTrainer.report`) whether the offsets
-trained, the keyframes' silhouette errors when that was decided, and the coverage fit's alpha errors.
+trained, the keyframes' silhouette errors when that was decided and at the end, and the coverage fit's
+alpha errors.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
@@ -81,6 +82,13 @@ class AnimateConfig(TrainConfig):
     """Deformation-graph nodes (farthest-point samples of the vertices)."""
     n_neighbors: int = 6
     """Graph neighbours per node for the ARAP term."""
+    graph_metric: Literal["geodesic", "euclidean"] = "geodesic"
+    """How a mesh's graph is built: "geodesic" — nodes spread, vertices bound and nodes joined by distance
+    over the surface, so parts that touch in space but not on the surface (legs side by side, an arm along
+    the torso) are not tied (:mod:`motion4d.gaussians.geodesic`); "euclidean" — by distance in space
+    (splats always are)."""
+    graph_gap: float = 1e-3
+    """Separate parts of a mesh closer than this × its diagonal count as joined (geodesic graphs)."""
     skin_k: int = 4
     """Nodes each vertex is bound to."""
     scale_factor: float = 0.45
@@ -155,7 +163,7 @@ class AnimateConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         at_least(self, 1, "batch_views", "n_nodes", "n_neighbors", "skin_k")
-        at_least(self, 0, "offsets_gate", "coverage_steps")
+        at_least(self, 0, "offsets_gate", "coverage_steps", "graph_gap")
         positive(self, "scale_factor")
         within(self, "warmup_fraction", 0.0, 1.0)
         within(self, "offsets_start", 0.0, 1.0)
@@ -232,11 +240,24 @@ class AnimateTrainer(GaussianTrainer):
 
     def report(self) -> dict[str, Any]:
         """``vertex_offsets`` (whether they trained; None: not decided), ``silhouette_errors`` (each keyframe's
-        when that was decided; None: not measured), ``coverage_alpha_l1`` (the coverage fit's mean alpha error
-        before and after; None: it did not run in this call)."""
+        when that was decided; None: not measured), ``keyframe_silhouette_errors`` (each keyframe's now, see
+        :meth:`keyframe_errors`), ``coverage_alpha_l1`` (the coverage fit's mean alpha error before and after;
+        None: it did not run in this call)."""
         measured = not bool(torch.isnan(self.frame_error).any())
         coverage = None if self.coverage is None else [self.coverage.l1_before, self.coverage.l1_after]
-        return {"vertex_offsets": self.offsets_on, "silhouette_errors": self.frame_error.tolist() if measured else None, "coverage_alpha_l1": coverage}
+        return {"vertex_offsets": self.offsets_on, "silhouette_errors": self.frame_error.tolist() if measured else None,
+                "keyframe_silhouette_errors": self.keyframe_errors(), "coverage_alpha_l1": coverage}  # fmt: skip
+
+    def keyframe_errors(self) -> list[float]:
+        """Each keyframe's relative silhouette error of the model as it is now, Σ|alpha − mask| / Σ mask over
+        up to 8 of its training images (relative colour error for data without alpha): which frames the fit
+        explains and which it does not. Keyframes above ``offsets_gate`` are logged."""
+        with torch.no_grad():
+            errors = self.driving.frame_errors().tolist()
+        bad = [f"{f} ({e:.3f})" for f, e in enumerate(errors) if e > self.config.offsets_gate > 0]
+        if bad:
+            log.warning("animate: keyframes the fit does not explain (silhouette error above %.2f): %s", self.config.offsets_gate, ", ".join(bad))
+        return errors
 
     def param_lrs(self) -> dict[str, float]:
         # the geometry of the Gaussians is the asset's (a splat set's means/quats/scales stay fixed)

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from motion4d.progress import bar_disabled
 from motion4d.config_dict import from_config_dict
 from motion4d.optim.checkpoint import (
     checkpoint_path,
@@ -36,6 +37,7 @@ from motion4d.optim.checkpoint import (
     restore_optimizer,
     save_checkpoint,
 )
+from motion4d.errors import DataError
 from motion4d.optim.observers import notify
 from motion4d.optim.config_checks import at_least, field_names, positive, within
 from motion4d.optim.hooks import HasRegularizers, field_parameters
@@ -300,7 +302,10 @@ class GaussianTrainer:
                     raise ValueError(f"{path}: field parameter {name} missing or of another shape")
                 p.copy_(ckpt.extra[name].to(p))
         self.optimizer = self.make_optimizer()
-        restore_optimizer(self.optimizer, ckpt, self.device)
+        try:
+            restore_optimizer(self.optimizer, ckpt, self.device)
+        except ValueError as exc:
+            raise DataError(f"{path}: {exc}") from None
         self.strategy.load_state_dict({k.split(".", 1)[1]: v for k, v in ckpt.extra.items() if k.startswith("strategy.")}, self.device)
         if "rng.trainer" in ckpt.extra:
             self.generator.set_state(ckpt.extra["rng.trainer"])
@@ -414,7 +419,7 @@ class GaussianTrainer:
         stopped, last_ckpt = False, None
         start = self._call_start = time.perf_counter()
         base_seconds = self.seconds
-        bar = tqdm(total=cfg.iters, initial=self.step, desc=self.desc, disable=None if cfg.progress else True, dynamic_ncols=True)
+        bar = tqdm(total=cfg.iters, initial=self.step, desc=self.desc, disable=bar_disabled(cfg.progress), dynamic_ncols=True)
         try:
             while self.step < cfg.iters:
                 loss = self.train_step()

@@ -30,7 +30,6 @@ from motion4d.export.m4d import ModelInfo, save_m4d
 from motion4d.export.video import write_video
 from motion4d.gaussians import Gaussians3D
 from motion4d.gaussians.animated_mesh import MeshGaussians
-from motion4d.gaussians.deform_graph import skinning_weights
 from motion4d.gaussians.rotations import quat_to_rotmat, rotmat_to_quat
 from motion4d.gaussians.skinned import SkinnedGaussians
 from motion4d.gaussians.surface import surface_gaussians
@@ -102,6 +101,11 @@ class AnimateReport(SplitReport):
     run shorter than ``offsets_start``)."""
     silhouette_errors: list[float] | None = None
     """Each keyframe's relative silhouette error when the gate was decided (None: not measured)."""
+    keyframe_silhouette_errors: list[float] | None = None
+    """Each keyframe's relative silhouette error of the final fit, Σ|alpha − mask| / Σ mask over up to 8 of
+    its training images (data without alpha: the relative colour error): how well the fit explains each
+    frame's images, so that the frames it failed on stand out (the fits of the benchmark assets stay below
+    about 0.1; above ``offsets_gate`` is logged as a warning)."""
     coverage_alpha_l1: list[float] | None = None
     """Mean |alpha − mesh coverage| of the rest pose in the driving cameras before and after the coverage
     fit (None when it did not run: splats, resumed runs, ``coverage_steps`` 0)."""
@@ -132,16 +136,15 @@ def build_model(mesh_world: Mesh, frame_times: torch.Tensor, config: AnimateConf
     colors = torch.from_numpy(mesh_world.colors_at(face_ids.numpy(), bary.numpy()))
     return MeshGaussians.build(
         vertices, faces, face_ids, bary, colors, frame_times,
-        n_nodes=config.n_nodes, n_neighbors=config.n_neighbors, skin_k=config.skin_k, covars=covars,
+        n_nodes=config.n_nodes, n_neighbors=config.n_neighbors, skin_k=config.skin_k, covars=covars, metric=config.graph_metric, gap=config.graph_gap,
     )  # fmt: skip
 
 
 def export_animation_glb(model: MeshGaussians, mesh: Mesh, asset_to_world: np.ndarray, path: str | Path, *, duration_s: float | None = None) -> Path:
     """Write ``mesh`` (asset coordinates) skinned to ``model``'s graph and animated over its keyframes.
 
-    Skin weights are recomputed from the vertex positions (the same function of position the model uses),
-    and each vertex takes the vertex offsets of the model's vertex at its rest position, so any vertex order
-    or seam duplication of ``mesh`` gets the fitted motion. The offsets become morph targets when any is
+    Each vertex takes the skin (nodes and weights) and the vertex offsets of the model's vertex at its rest
+    position, so any vertex order or seam duplication of ``mesh`` gets the fitted motion exactly. The offsets become morph targets when any is
     larger than 1e-6 of the mesh's size: as few as keep every vertex within :data:`MORPH_TOLERANCE`. Keyframe time t is placed at ``t × duration_s`` seconds (default:
     keyframes / 16 s).
     """
@@ -151,11 +154,12 @@ def export_animation_glb(model: MeshGaussians, mesh: Mesh, asset_to_world: np.nd
         raise DataError(f"--duration must be > 0, got {duration}")
     a2w = torch.from_numpy(np.asarray(asset_to_world, dtype=np.float64))
     world = (torch.from_numpy(mesh.vertices).double() @ a2w[:3, :3].T + a2w[:3, 3]).to(graph.nodes.dtype)
-    joints, weights = skinning_weights(world, graph.nodes, model.skin_indices.shape[1])
+    nearest = nearest_rest_vertex(model, world)
+    joints, weights = model.skin_indices[nearest], model.skin_weights[nearest]
     with torch.no_grad():
         R, d = graph.keyframe_transforms()
     times = graph.frame_times.double() * duration
-    morph = morph_offsets(model, world, a2w.numpy())
+    morph = morph_offsets(model, nearest, a2w.numpy())
     return write_skinned_glb(
         path, mesh, graph.nodes.double().numpy(), R.detach().double().numpy(), d.detach().double().numpy(), joints.numpy(), weights.double().numpy(),
         times.numpy(), asset_to_world=np.asarray(asset_to_world, dtype=np.float64), morph_offsets=morph,
@@ -163,17 +167,22 @@ def export_animation_glb(model: MeshGaussians, mesh: Mesh, asset_to_world: np.nd
     )  # fmt: skip
 
 
-def morph_offsets(model: MeshGaussians, world_vertices: Tensor, asset_to_world: np.ndarray, *, min_size: float = 1e-6) -> np.ndarray | None:
-    """[T,V,3] the model's vertex offsets for the vertices ``world_vertices [V,3]`` (each takes those of the
-    model's nearest rest vertex), in the asset's coordinates; None when all are below ``min_size`` × the
-    mesh's bounding-box diagonal (nothing to morph)."""
+def nearest_rest_vertex(model: MeshGaussians, world_vertices: Tensor) -> Tensor:
+    """[V] index of the model's rest vertex nearest each of ``world_vertices [V,3]``."""
+    rest = model.rest_vertices.double()
+    return torch.cat([torch.cdist(chunk, rest).argmin(1) for chunk in world_vertices.double().split(4096)])
+
+
+def morph_offsets(model: MeshGaussians, nearest: Tensor, asset_to_world: np.ndarray, *, min_size: float = 1e-6) -> np.ndarray | None:
+    """[T,V,3] the model's vertex offsets of its rest vertices ``nearest [V]`` (:func:`nearest_rest_vertex`),
+    in the asset's coordinates; None when all are below ``min_size`` × the mesh's bounding-box diagonal
+    (nothing to morph)."""
     rest = model.rest_vertices.double()
     with torch.no_grad():
         offsets = model.offsets.vertex_offsets().detach().double()  # [T,V_model,3] world
     diag = float((rest.max(0).values - rest.min(0).values).norm())
     if offsets.numel() == 0 or float(offsets.abs().max()) <= min_size * diag:
         return None
-    nearest = torch.cat([torch.cdist(chunk, rest).argmin(1) for chunk in world_vertices.double().split(4096)])
     linear_inv = np.linalg.inv(np.asarray(asset_to_world, dtype=np.float64)[:3, :3])
     return offsets[:, nearest].numpy() @ linear_inv.T
 
@@ -269,7 +278,8 @@ def animate(
     report = AnimateReport(
         **run.summary(result, metrics, split), vertex_error_pct=verr, motion_amplitude=amplitude, n_nodes=model.graph.num_nodes,
         n_frames=model.graph.num_frames, duration_s=duration, vertex_offsets=result.report["vertex_offsets"],
-        silhouette_errors=result.report["silhouette_errors"], coverage_alpha_l1=result.report["coverage_alpha_l1"],
+        silhouette_errors=result.report["silhouette_errors"], keyframe_silhouette_errors=result.report["keyframe_silhouette_errors"],
+        coverage_alpha_l1=result.report["coverage_alpha_l1"],
     )  # fmt: skip
     run.write_report(report)
     log.info("animate: %s PSNR %.2f dB, vertex error %s, motion %.3f, %d steps in %.0f s", split, report.psnr,

@@ -4,7 +4,7 @@ The output has the layout of the multi-view benchmark data (D-NeRF format): ``tr
 ``transforms_test.json`` (``camera_angle_x``, ``asset_to_world``; frames with ``file_path`` (RGBA PNG, no
 extension), ``time`` in [0,1] over the clip, ``view``, ``transform_matrix`` camera→world in Blender/OpenGL
 axes), ``train/v00_f00.png`` ... and ``gt_vertices.npz`` (``vertices [T,V,3]`` world, ``times [T]``,
-``frames [T]``, ``normalise_scale``, ``normalise_center``).
+``frames [T]`` (the times in 24 fps frames), ``normalise_scale``, ``normalise_center``).
 
 World = the asset's scene turned from Y-up to Z-up, centred on its bounding box over all frames and scaled
 into the unit sphere; ``asset_to_world`` records that similarity. Frame i of T is at ``t = i/(T-1)``, the
@@ -29,6 +29,7 @@ import imageio.v3 as iio
 import numpy as np
 from tqdm.auto import tqdm
 
+from motion4d.progress import bar_disabled
 from motion4d.atomic import atomic_path
 from motion4d.errors import DataError
 from motion4d.data.gltf import load_gltf
@@ -38,6 +39,9 @@ from motion4d.render.mesh_raster import rasterize_triangles
 
 log = logging.getLogger(__name__)
 
+BLENDER_FPS = 24.0
+"""``gt_vertices.npz``'s ``frames`` are the animation's times in frames of this rate (as in the Blender-rendered
+benchmark data, whose files hold Blender's frame numbers: ``frames / 24`` is each frame's time in seconds)."""
 Y_UP_TO_Z_UP = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
 """Rotation taking glTF's Y-up scene to a Z-up world (x stays, y → z, z → −y)."""
 
@@ -129,7 +133,7 @@ def dataset_from_gltf(asset: str | Path, out: str | Path, config: DatasetConfig 
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     total = sum(len(p) for p in splits.values()) * len(times)
-    bar = tqdm(total=total, desc="dataset", disable=None if progress else True, dynamic_ncols=True)
+    bar = tqdm(total=total, desc="dataset", disable=bar_disabled(progress), dynamic_ncols=True)
     try:
         for split, cameras in splits.items():
             if len(cameras) == 0:
@@ -149,7 +153,7 @@ def dataset_from_gltf(asset: str | Path, out: str | Path, config: DatasetConfig 
             (tmp / f"transforms_{split}.json").write_text(json.dumps(meta, indent=1) + "\n")
         with atomic_path(tmp / "gt_vertices.npz") as p:
             with open(p, "wb") as fh:
-                np.savez(fh, vertices=world.astype(np.float32), times=times, frames=np.arange(len(times), dtype=np.float64),
+                np.savez(fh, vertices=world.astype(np.float32), times=times, frames=times * src.duration * BLENDER_FPS,
                          normalise_scale=np.float64(scale), normalise_center=center)  # fmt: skip
     finally:
         bar.close()

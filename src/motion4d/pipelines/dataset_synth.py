@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from motion4d.progress import bar_disabled
 from motion4d.errors import DataError
 from motion4d.data.synth_motion import animate
 from motion4d.data.synth_packed import DATASET_FILE, ShardWriter, write_dataset_json
@@ -205,7 +206,7 @@ def dataset_synth(
     tmp.mkdir(parents=True)
     writer = ShardWriter(tmp, config.shard_size, config.times)
     start = time.perf_counter()
-    bar = tqdm(total=len(specs), desc="dataset synth", unit="sample", disable=None if progress else True, dynamic_ncols=True)
+    bar = tqdm(total=len(specs), desc="dataset synth", unit="sample", disable=bar_disabled(progress), dynamic_ncols=True)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
     try:
         results = pool.map(_render_job, jobs, chunksize=4) if pool else map(_render_job, jobs)

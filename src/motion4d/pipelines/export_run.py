@@ -1,8 +1,7 @@
 """Export a run's model: a per-frame sequence of standard 3DGS PLYs, or one ``.m4d`` 4D file.
 
 Models that give a time slice as covariances (the 4D rotor model) are converted to the PLY's rotation +
-scales by eigendecomposition: ``Σ = R diag(s²) Rᵀ`` with ``R``'s columns the eigenvectors (one flipped
-when needed so that det R = +1, a proper rotation) and ``s`` the square roots of the eigenvalues.
+scales by eigendecomposition (:func:`motion4d.gaussians.rotations.covars_to_quats_scales`).
 """
 
 from __future__ import annotations
@@ -18,25 +17,12 @@ from motion4d.atomic import atomic_write_text
 from motion4d.export.m4d import save_m4d
 from motion4d.export.ply import save_ply
 from motion4d.gaussians import GaussianFrame
-from motion4d.gaussians.rotations import rotmat_to_quat
+from motion4d.gaussians.rotations import covars_to_quats_scales
 from motion4d.pipelines.models import load_run_model
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("ply-sequence", "m4d")
-
-
-def covars_to_quats_scales(covars: Tensor) -> tuple[Tensor, Tensor]:
-    """Rotations ``quats [N,4]`` (wxyz) and ``scales [N,3]`` with ``R diag(scales²) Rᵀ = covars [N,3,3]``."""
-    if covars.dim() != 3 or covars.shape[1:] != (3, 3):
-        raise ValueError(f"covars must have shape [N,3,3], got {list(covars.shape)}")
-    sym = 0.5 * (covars + covars.transpose(1, 2)).double()
-    vals, vecs = torch.linalg.eigh(sym)
-    flip = torch.linalg.det(vecs) < 0
-    vecs = vecs.clone()
-    vecs[flip, :, 2] = -vecs[flip, :, 2]
-    scales = vals.clamp_min(1e-20).sqrt()
-    return rotmat_to_quat(vecs).to(covars.dtype), scales.to(covars.dtype)
 
 
 def frame_ply_tensors(frame: GaussianFrame) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

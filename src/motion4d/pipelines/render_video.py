@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -18,13 +19,41 @@ from motion4d.render.frame import render_over_time
 log = logging.getLogger(__name__)
 
 
-def _rig_of(info: ModelInfo, data: str | None, downscale: int) -> OrbitRig:
+def _rig_of(info: ModelInfo, data: str | None, downscale: int, source: str | Path) -> OrbitRig:
     if "orbit" in info.extra:
-        return OrbitRig(**info.extra["orbit"])
+        try:
+            return OrbitRig(**info.extra["orbit"])
+        except (TypeError, ValueError) as exc:  # a hand-edited or foreign .m4d
+            raise DataError(f"{source}: its 'orbit' metadata is not an orbit camera ({exc})") from None
     if data is None:
         raise DataError("the model records no orbit camera and no dataset; give --data")
     views = load_transforms(data, "train", downscale=downscale)
     return OrbitRig.from_views(views.viewmats, views.Ks[0], views.width, views.height, scene_bounds(views).center)
+
+
+class DatasetCameras(NamedTuple):
+    """The distinct cameras of one dataset split."""
+
+    viewmats: torch.Tensor
+    """[V,4,4] world→camera (OpenCV axes)."""
+    Ks: torch.Tensor
+    """[V,3,3] intrinsics."""
+    width: int
+    """Image width."""
+    height: int
+    """Image height."""
+    times: torch.Tensor
+    """[T] the distinct frame times of the split, ascending (empty when it has none)."""
+
+
+def dataset_cameras(root: str | Path, split: str = "test", *, downscale: int = 1) -> DatasetCameras:
+    """The cameras ``render --view I`` uses: camera I is the I-th distinct view of ``split`` (else "train")
+    of the dataset at ``root``, at its first image."""
+    s = split if split in available_splits(root) else "train"
+    views = load_transforms(root, s, downscale=downscale)
+    times = torch.unique(views.times) if views.times is not None else torch.zeros(0)
+    rows = [int(torch.where(views.views == v)[0][0]) for v in torch.unique(views.views)] if views.views is not None else list(range(len(views)))
+    return DatasetCameras(views.viewmats[rows], views.Ks[rows], views.width, views.height, times)
 
 
 def render_video(
@@ -47,18 +76,15 @@ def render_video(
     t0, t1 = info.time_range
     times = torch.linspace(t0, t1, frames)
     if orbit:
-        rig = _rig_of(info, root, downscale)
+        rig = _rig_of(info, root, downscale, run)
         viewmats, K, W, H = rig.viewmats(frames), rig.intrinsics(), rig.width, rig.height
     else:
         if root is None:
             raise DataError(f"{run}: no dataset recorded; give --data (or use --orbit)")
-        s = split if split in available_splits(root) else "train"
-        views = load_transforms(root, s, background=background, downscale=downscale)
-        cams = torch.unique(views.views) if views.views is not None else torch.arange(len(views.images))
+        cams, Ks, W, H, _ = dataset_cameras(root, split, downscale=downscale)
         if not 0 <= view < len(cams):
-            raise ValueError(f"--view {view} out of range: {root} {s} split has {len(cams)} views (0..{len(cams) - 1})")
-        row = int(torch.where(views.views == cams[view])[0][0]) if views.views is not None else view
-        viewmats, K, W, H = views.viewmats[row : row + 1].expand(frames, 4, 4), views.Ks[row], views.width, views.height
+            raise ValueError(f"--view {view} out of range: {root} has {len(cams)} {split} views (0..{len(cams) - 1})")
+        viewmats, K = cams[view : view + 1].expand(frames, 4, 4), Ks[view]
     video = render_over_time(model, viewmats, K, W, H, times, background=background, progress=progress)
     write_video(out, video, fps)
     log.info("wrote %s: %d frames, t in [%.3g, %.3g]", out, frames, t0, t1)

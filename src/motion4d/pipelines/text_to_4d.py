@@ -83,9 +83,11 @@ class TextTo4DConfig(Reconstruct4DConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("steps", "views", "frames"):
+        for name in ("steps", "views"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.frames < 2:
+            raise ValueError(f"frames must be >= 2 (a 4D asset moves over time), got {self.frames}")
         if self.motion_scale < 0:
             raise ValueError(f"motion_scale must be >= 0, got {self.motion_scale}")
         if self.scheduler not in SCHEDULERS:
@@ -263,7 +265,7 @@ class TextTo4DPipeline:
         az = ring_azimuths(config.views) if azimuth_deg is None else torch.as_tensor(azimuth_deg, dtype=torch.float32)
         el = torch.full_like(az, config.elevation_deg) if elevation_deg is None else torch.as_tensor(elevation_deg, dtype=torch.float32)
         n_frames = config.frames if reference is None else reference.shape[-4]
-        times = torch.linspace(0.0, 1.0, n_frames) if n_frames > 1 else torch.zeros(1)
+        times = torch.linspace(0.0, 1.0, n_frames)
         scale = config.motion_scale if motion_scale is None else motion_scale
         ref = None if reference is None else rgba_to_grid(reference).expand(len(prompts), *rgba_to_grid(reference).shape[-5:])
         cond = Conditioning.create(self.text_encoder.encode(prompts), az, el, mc.camera_radius, times, motion_scale=scale,

@@ -29,6 +29,7 @@ import torch
 from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
+from motion4d.progress import bar_disabled
 from motion4d.atomic import atomic_path
 from motion4d.config_dict import from_config_dict
 from motion4d.data.synth_packed import SynthShards
@@ -347,7 +348,7 @@ def train_prior(data: str | Path, out: str | Path, config: PriorTrainConfig | No
 
     losses: list[float] = []
     last = float("nan")
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="train-prior", disable=not (main and progress))
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="train-prior", disable=bar_disabled(main and progress))
     t_log = time.perf_counter()
     step = start - 1
     for step in bar:

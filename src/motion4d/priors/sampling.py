@@ -23,6 +23,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from motion4d.progress import bar_disabled
 from motion4d.priors.conditioning import Conditioning, Denoiser
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def sample_grid(
     generator = torch.Generator("cpu").manual_seed(seed)
     x = (torch.randn((b, *shape), generator=generator) * sched.init_noise_sigma).to(device)
     cond.check(x)
-    for t in tqdm(sched.timesteps, desc="sampling", disable=not progress, leave=False):
+    for t in tqdm(sched.timesteps, desc="sampling", disable=bar_disabled(progress), leave=False):
         x = cond.apply_reference(x)
         pred = guided_prediction(denoiser, sched.scale_model_input(x, t), t, cond, guidance)
         x = sched.step(pred, t, x, generator=generator).prev_sample

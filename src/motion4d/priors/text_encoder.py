@@ -85,6 +85,9 @@ class TextEncoder:
         A folder that holds no such model raises :class:`DataError` naming it.
         """
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar on every command's stderr
 
         source = bundled_model_path() if str(name_or_path) == BUNDLED else name_or_path
         if isinstance(source, Path) or Path(source).exists():

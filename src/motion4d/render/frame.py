@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from motion4d.progress import bar_disabled
 from motion4d.gaussians import GaussianFrame
 from motion4d.render.rasterization import rasterization
 
@@ -72,7 +73,7 @@ def render_over_time(
     if viewmats.shape[0] != times.shape[0]:
         raise ValueError(f"need one viewmat per time, got {viewmats.shape[0]} and {times.shape[0]}")
     frames: list[Tensor | None] = [None] * times.shape[0]
-    with tqdm(total=times.shape[0], desc="render", disable=None if progress else True) as bar:
+    with tqdm(total=times.shape[0], desc="render", disable=bar_disabled(progress)) as bar:
         for t, rows in group_by_time(times):
             frame = model.at_time(t)
             bg = torch.tensor(background, dtype=torch.float32, device=frame.means.device)
