@@ -194,10 +194,10 @@ def test_config_round_trips_through_json():
     assert Reconstruct4DConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
-def test_demo_command_writes_video_plys_and_report(tmp_path, capsys):
+def test_reconstruct_demo_writes_video_plys_and_report(tmp_path, capsys):
     run = tmp_path / "demo"
     make_dynamic_demo_scene(run / "data", n_train=2, n_test=1, n_frames=3, size=16)  # demo reuses RUN/data
-    argv = ["demo", "--out", str(run), "--preset", "tiny", "--iters", "2", "--no-progress", "--video-frames", "2"]
+    argv = ["reconstruct", "--demo", "--out", str(run), "--preset", "tiny", "--iters", "2", "--no-progress", "--video-frames", "2"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["model"] in ("rotor4d", "deform") and report["iters"] == 2

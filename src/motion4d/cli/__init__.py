@@ -4,6 +4,7 @@
     motion4d fit3d --demo --out RUN                                    ... to the built-in demo scene
     motion4d fit3d --out RUN --resume                                  continue a killed run
     motion4d reconstruct DATA --out RUN [--model rotor4d|deform] ...    fit animated (4D) Gaussians to multi-view video
+    motion4d reconstruct --demo --out RUN                              ... to the built-in moving demo scene
     motion4d evaluate RUN [--data DATA] [--split test]                 metrics JSON on stdout (any run, .m4d files)
     motion4d render RUN --out FILE.mp4|.gif [--orbit] [--view I]       a video over time
     motion4d export RUN --format ply-sequence|m4d|glb --out PATH       per-frame 3DGS PLYs, one 4D file, or an animated glTF
@@ -14,7 +15,7 @@
     motion4d dataset synth --out DATA --n N [--seed S] [--captions F]  the captioned synthetic multi-view video dataset
     motion4d train-prior DATA --out RUN [--resume]                     train the multi-view video diffusion prior
     motion4d text-to-4d "PROMPT" --out RUN [--seed S] [--motion-scale]  text → 4D with the shipped (or --prior) prior
-    motion4d demo [--out RUN]                                          reconstruct the built-in moving demo scene
+    motion4d demo [--out RUN] [--prompt P]                             text → 4D on the built-in prompt, shipped prior
 
 Every option of a training command comes from a field of its config or inputs dataclass (default, help
 and range written there; see :mod:`motion4d.cli.commands` for the table of commands). Logs go to stderr;

@@ -56,6 +56,8 @@ def check_device(device: str) -> None:
         raise ValueError(f"device {device!r} requested but CUDA is not available")
 
 
+DEMO_PROMPT = "a red cube bouncing"
+"""What ``motion4d demo`` generates (in the shipped prior's vocabulary; ``--prompt`` for another)."""
 ALIASES = {"time_budget_s": "--time-budget"}
 """Option names of config fields every pipeline shares (field path → flag)."""
 PARSERS = {"background": background}
@@ -241,14 +243,18 @@ def _fit3d_demo(ns: argparse.Namespace, run: Path, inputs: dict, preset: str) ->
 
 
 def _reconstruct_demo(ns: argparse.Namespace, run: Path, inputs: dict, preset: str) -> tuple[dict, str]:
-    """``demo``: the moving demo scene in RUN/data (written once)."""
+    """``reconstruct --demo``: the moving demo scene in RUN/data (written once), the "demo" preset and 12 PLYs."""
+    if not ns.demo:
+        return inputs, preset
+    if ns.data is not None:
+        raise ValueError("give either DATA or --demo, not both")
     from motion4d.data.synthetic import make_dynamic_demo_scene
 
     data = run / "data"
     if not (data / "transforms_train.json").is_file():
         log.info("writing the dynamic demo scene to %s", data)
         make_dynamic_demo_scene(data)
-    return {**inputs, "data": str(data)}, preset
+    return {**inputs, "data": str(data), "ply_frames": inputs.get("ply_frames") or 12}, "demo"
 
 
 def _render(values: dict, render_video) -> dict:
@@ -296,7 +302,10 @@ COMMANDS: dict[str, Pipeline | Tool | Group] = {
         run="motion4d.pipelines.fit3d:fit3d", presets="motion4d.optim.trainer3d:PRESETS", inputs="motion4d.pipelines.fit3d:Fit3DInputs",
         positional=("data",), flags={"demo": "fit the built-in demo scene (written to RUN/data) with the 'demo' preset"}, prepare=_fit3d_demo,
     ),
-    "reconstruct": Pipeline("fit animated 4D Gaussians to a dynamic (multi-view video) dataset", positional=("data",), **_RECONSTRUCT),
+    "reconstruct": Pipeline(
+        "fit animated 4D Gaussians to a dynamic (multi-view video) dataset", positional=("data",),
+        flags={"demo": "reconstruct the built-in moving demo scene (written to RUN/data) with the 'demo' preset"}, prepare=_reconstruct_demo, **_RECONSTRUCT,
+    ),
     "evaluate": Tool(
         "metrics of a fitted run on a dataset split (JSON on stdout)", lambda values, evaluate: evaluate(**values),
         ("motion4d.pipelines.evaluate:evaluate",), {**_RUN_HELP, "run": "run folder (any pipeline) or .m4d file", "split": "split to evaluate (default: test, else val, else train)"},
@@ -364,8 +373,10 @@ COMMANDS: dict[str, Pipeline | Tool | Group] = {
         inputs="motion4d.pipelines.text_to_4d:TextTo4DInputs", positional=("prompt",), aliases={"sampler.kind": "--sampler"},
     ),
     "demo": Pipeline(
-        "reconstruct the built-in moving demo scene with the 'demo' preset (a few min on CPU)", pipeline="reconstruct",
-        default_preset="demo", hidden=("data",), input_defaults={"ply_frames": 12}, out_default="runs/demo", prepare=_reconstruct_demo, **_RECONSTRUCT,
+        "text → 4D on the built-in prompt with the shipped prior (text-to-4d; a few min on a CPU)",
+        run="motion4d.pipelines.text_to_4d:text_to_4d", presets="motion4d.pipelines.text_to_4d:PRESETS", pipeline="text-to-4d",
+        inputs="motion4d.pipelines.text_to_4d:TextTo4DInputs", hidden=("prompts",), input_defaults={"prompt": DEMO_PROMPT},
+        aliases={"sampler.kind": "--sampler"}, out_default="runs/demo",
     ),
 }
 """Every ``motion4d`` subcommand, in the order ``--help`` lists them."""
