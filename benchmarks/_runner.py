@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from motion4d.atomic import atomic_write_text
+
 
 def run_motion4d(argv: list[str], out: Path, keys: tuple[str, ...]) -> dict:
     """Run ``python -m motion4d -q ARGV`` and return ``keys`` of ``out/report.json`` plus ``wall_s``, or
@@ -26,5 +28,5 @@ def write_json(path: str | Path, payload: dict) -> None:
     """Write ``payload`` as indented JSON (creating the folder) and say so."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path}")

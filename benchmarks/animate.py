@@ -36,7 +36,7 @@ of not moving's) and ``≤10m`` (wall time). Prints a table and writes JSON.
     python benchmarks/animate.py /work/shared/data [--assets riggedfigure,cesiummilktruck,animatedmorphsphere]
         [--characters /tmp/characters] [--minutes 10] [--preset default] [--graph-metric geodesic|euclidean]
         [--lambda-arap X] [--lambda-arap-l1 X] [--lambda-silhouette X] [--lambda-rest X] [--lr-offsets X] [--offsets-gate X]
-        [--lambda-offset-laplacian X] [--nodes N] [--runs /tmp/bench-animate] [--json benchmarks/results/animate.json]
+        [--lambda-offset-laplacian X] [--nodes N] [--runs /tmp/bench-animate] [--json benchmarks/results/animate.json] [--resume]
 """
 
 from __future__ import annotations
@@ -144,8 +144,15 @@ def main() -> int:
     ap.add_argument("--graph-metric", choices=("geodesic", "euclidean"), default=None)
     ap.add_argument("--characters", default=None, help="a 'motion4d dataset characters' folder: add its held-out datasets")
     ap.add_argument("--runs", default="/tmp/motion4d-bench-animate", help="folder for the run folders")
-    ap.add_argument("--json", default="benchmarks/results/animate.json", help="where to write the results")
+    ap.add_argument("--json", default="benchmarks/results/animate.json", help="where to write the results (after every asset)")
+    ap.add_argument("--resume", action="store_true", help="keep the rows of --json measured with the same settings (a stopped run goes on)")
     args = ap.parse_args()
+    settings = {k: v for k, v in vars(args).items() if k not in ("json", "resume", "assets", "characters", "runs")}
+    kept = {}
+    if args.resume and Path(args.json).is_file():
+        old = json.loads(Path(args.json).read_text())
+        if old.get("settings") == settings:
+            kept = {(r["root"], r["asset"]): r for r in old["runs"] if "error" not in r}
 
     jobs = [(Path(args.root), name) for name in args.assets.split(",") if name]
     if args.characters:
@@ -157,8 +164,10 @@ def main() -> int:
     rows = []
     yes = lambda ok: "yes" if ok else "NO"  # noqa: E731
     for root, name in jobs:
-        r = {"asset": name, "root": str(root), **run_one(root, name, Path(args.runs) / name, args)}
+        r = kept.get((str(root), name)) or {"asset": name, "root": str(root), **run_one(root, name, Path(args.runs) / name, args)}
         rows.append(r)
+        write_json(args.json, {"minutes": args.minutes, "preset": args.preset, "graph_metric": args.graph_metric or "default", "settings": settings,
+                               "partial": True, "runs": rows})  # fmt: skip
         if "error" in r:
             print(f"{name:<22} error: {r['error']}", flush=True)
             continue
@@ -172,7 +181,8 @@ def main() -> int:
     done = [r for r in rows if "error" not in r]
     summary = {"assets": len(rows), "failed_to_run": len(rows) - len(done), "meet_target": sum(all(r["target"].values()) for r in done)}
     print(f"target (chamfer ≤ 1 % and ≤ ⅓ of not moving, ≤ 10 min): {summary['meet_target']} of {len(rows)}")
-    write_json(args.json, {"minutes": args.minutes, "preset": args.preset, "graph_metric": args.graph_metric or "default", "summary": summary, "runs": rows})
+    write_json(args.json, {"minutes": args.minutes, "preset": args.preset, "graph_metric": args.graph_metric or "default", "settings": settings,
+                           "summary": summary, "runs": rows})  # fmt: skip
     return 0
 
 
