@@ -187,6 +187,39 @@ def test_a_fit_without_images_resumes_exactly(tmp_path):
     torch.testing.assert_close(resumed.model.params["means"], full.model.params["means"])
 
 
+class BadGradientAt:
+    """``loss_points`` pulling the means to the origin, with a finite loss but a NaN gradient at the steps in
+    ``bad`` (|x|^½ at 0, as a degenerate triangle gives)."""
+
+    def __init__(self, model, bad: set[int]):
+        self.model, self.bad = model, bad
+
+    def __call__(self, ctx: StepContext) -> LossOutput:
+        means = self.model.params["means"]
+        loss = means.square().mean()
+        if ctx.step in self.bad:
+            loss = loss + (means[0, 0] - means[0, 0].detach()).abs().sqrt()
+        return LossOutput({"loss_points": loss})
+
+
+def test_a_non_finite_gradient_skips_the_update(caplog):
+    cfg = PointsConfig(iters=6, n_init=60, lr_means=2e-2, progress=False, ckpt_every=0, densify=DensifyConfig(enabled=False))
+    trainer = PointsTrainer(cfg, Gaussians3D.random_in_sphere(60, radius=1.0, sh_degree=0, seed=0), 1.0)
+    trainer.losses.append(BadGradientAt(trainer.model, {2, 3}))
+    after = {}  # parameters after n steps
+
+    def snapshot(done, loss):
+        after[done] = trainer.model.params["means"].detach().clone()
+
+    trainer.train(on_step=snapshot)
+    assert trainer.skipped_steps == 2 and trainer.step == 6
+    assert all(torch.isfinite(p).all() for p in trainer.model.params.values())
+    torch.testing.assert_close(after[3], after[2])  # the steps with the NaN gradient changed nothing
+    torch.testing.assert_close(after[4], after[2])
+    assert not torch.equal(after[5], after[4]) and not torch.equal(after[2], after[1])
+    assert "non-finite loss or gradient" in caplog.text
+
+
 def test_terms_need_a_lambda_and_a_provider():
     cfg = PointsConfig(iters=1, progress=False, densify=DensifyConfig(enabled=False))
     trainer = _points_fit(cfg)

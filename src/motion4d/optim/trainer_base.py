@@ -377,6 +377,14 @@ class GaussianTrainer:
         terms, metas = self.step_terms(StepContext(step, progress, self.sh_degree_at(step), self.generator))
         loss = self.total_loss(terms)
         loss.backward()
+        if not self._finite(loss):  # skip the update, as a loss scaler skips an overflowed step
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+            if self.skipped_steps in (1, 10, 100):
+                log.warning("step %d: non-finite loss or gradient, update skipped (%d so far)", step, self.skipped_steps)
+            self.step += 1
+            self.last_terms = {k: float(v.detach()) for k, v in terms.items()}
+            return float(loss.detach())
         if self.densifies:
             for meta in metas:
                 if meta["means2d"].grad is not None:  # None: the render fed only terms of weight 0
@@ -389,6 +397,14 @@ class GaussianTrainer:
         self.step += 1
         self.last_terms = {k: float(v.detach()) for k, v in terms.items()}
         return float(loss.detach())
+
+    skipped_steps: int = 0
+    """Steps whose update was skipped because the loss or a gradient was not finite."""
+
+    def _finite(self, loss: Tensor) -> bool:
+        """Whether ``loss`` and every parameter's gradient are finite."""
+        grads = [p.grad for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        return bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
 
     def postfix(self, loss: float) -> dict[str, object]:
         """Fields shown on the progress bar every 10 steps: the loss, the count, each weighted term's value."""
