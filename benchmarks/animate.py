@@ -120,10 +120,10 @@ def run_one(root: Path, name: str, out: Path, args) -> dict:
     return r
 
 
-def held_out_characters(folder: Path) -> list[str]:
-    """The rendered held-out datasets of a ``motion4d dataset characters`` folder."""
+def split_characters(folder: Path, split: str = "held_out") -> list[str]:
+    """The rendered datasets of ``split`` ("held_out" or "tuning") of a ``motion4d dataset characters`` folder."""
     manifest = json.loads((folder / "characters.json").read_text())
-    return [e["name"] for e in manifest["datasets"] if e["split"] == "held_out" and (folder / "multiview" / e["name"]).is_dir()]
+    return [e["name"] for e in manifest["datasets"] if e["split"] == split and (folder / "multiview" / e["name"]).is_dir()]
 
 
 def main() -> int:
@@ -143,6 +143,8 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=None)
     ap.add_argument("--graph-metric", choices=("geodesic", "euclidean"), default=None)
     ap.add_argument("--characters", default=None, help="a 'motion4d dataset characters' folder: add its held-out datasets")
+    ap.add_argument("--character-split", default="held_out", choices=("held_out", "tuning"), help="which of its datasets (tuning: for choosing defaults)")
+    ap.add_argument("--only", default=None, help="comma-separated character datasets to keep (default: all of the split)")
     ap.add_argument("--runs", default="/tmp/motion4d-bench-animate", help="folder for the run folders")
     ap.add_argument("--json", default="benchmarks/results/animate.json", help="where to write the results (after every asset)")
     ap.add_argument("--resume", action="store_true", help="keep the rows of --json measured with the same settings (a stopped run goes on)")
@@ -156,7 +158,8 @@ def main() -> int:
 
     jobs = [(Path(args.root), name) for name in args.assets.split(",") if name]
     if args.characters:
-        jobs += [(Path(args.characters), name) for name in held_out_characters(Path(args.characters))]
+        names = split_characters(Path(args.characters), args.character_split)
+        jobs += [(Path(args.characters), name) for name in names if args.only is None or name in args.only.split(",")]
     header = (f"{'asset':<22} {'vert.err %':>10} {'rest %':>7} {'shape %':>7} {'chamf.':>6} {'worst':>6} {'c.rest':>6} {'≤1%':>4} {'≤⅓':>4} {'nn→gt %':>8} {'nn rest':>7} "
               f"{'PSNR':>6} {'SSIM':>6} {'motion':>7} {'sil.max':>7} {'N':>7} {'nodes':>5} {'offs.':>5} {'steps':>6} {'min':>5}")  # fmt: skip
     print(header)
