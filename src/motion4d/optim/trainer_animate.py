@@ -138,11 +138,13 @@ class AnimateConfig(TrainConfig):
     """Fraction of training after which the vertex offsets may train (the graph fits alone before); after
     ``warmup_fraction``, so that every keyframe has been fitted (RiggedFigure's worst silhouette error is
     0.06 from 0.4 of training on)."""
-    offsets_gate: float = 0.15
+    offsets_gate: float = 0.3
     """The offsets train only if, at ``offsets_start``, some keyframe's relative silhouette error
     (Σ|alpha − mask| / Σ mask over up to 8 of its training images) exceeds this; 0: always (with
     alpha-less data: the relative colour error). Graph-only fits: RiggedFigure 0.06,
-    CesiumMilkTruck 0.02; AnimatedMorphSphere ≥ 0.3 at its peak frames."""
+    CesiumMilkTruck 0.02, the tuning characters' thin legs and arms 0.17–0.18 (with the offsets their
+    chamfer doubles: they explain shading by moving the surface); AnimatedMorphSphere 0.54 at its peak
+    frame, where the offsets are the morph."""
     lambda_offset_laplacian: float = 0.01
     """Weight of the offsets' squared uniform Laplacian (in mean edge lengths): offsets must vary smoothly
     over the surface. AnimatedMorphSphere (offsets from the start, lr 3e-3): 1 → surface chamfer 1.06 %,
