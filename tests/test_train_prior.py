@@ -16,7 +16,7 @@ from motion4d.pipelines.train_prior import (
 from motion4d.priors.checkpoint import load_training_state, save_training_state
 from motion4d.priors.mvvideo import MultiViewVideoTransformer, load_denoiser
 from motion4d.priors.text_encoder import TextEncoder
-from motion4d.priors.training import EMA, BatchRecipe, diffusion_loss, frame_indices, make_batch, pick_views
+from motion4d.priors.training import EMA, BatchRecipe, diffusion_loss, draw_timesteps, frame_indices, make_batch, pick_views
 
 TINY_DATA = SynthConfig(res=16, frames=4, views_per_sample=3, supersample=1, held_out_samples=2, folders=0, shard_size=4)
 """A real packed dataset, small enough to render in a second or two."""
@@ -97,6 +97,16 @@ def test_loss_ignores_the_given_cells(data, text):
     assert float(loss) > 0
 
 
+def test_high_noise_fraction_moves_timesteps_to_the_noisy_end():
+    uniform = draw_timesteps(20000, 1000, torch.Generator().manual_seed(0))
+    same = draw_timesteps(20000, 1000, torch.Generator().manual_seed(0), high_noise_fraction=0.0)
+    assert torch.equal(uniform, same)  # fraction 0 draws exactly as before (old runs resume the same)
+    biased = draw_timesteps(20000, 1000, torch.Generator().manual_seed(0), high_noise_fraction=0.5, high_noise_span=0.1)
+    assert int(uniform.min()) >= 0 and int(biased.max()) <= 999 and int(biased.min()) >= 0
+    top = lambda t: float((t >= 900).float().mean())  # noqa: E731
+    assert top(uniform) == pytest.approx(0.1, abs=0.01) and top(biased) == pytest.approx(0.55, abs=0.02)
+
+
 def test_checkpoint_round_trip_and_damage(tmp_path):
     model = MultiViewVideoTransformer(patch_size=4, width=32, depth=2, heads=2, motion_tokens=2)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -163,8 +173,8 @@ def test_resume_continues_and_refuses_other_models(trained, data, tmp_path):
         train_prior(data, run, PRESETS["tiny"], progress=False)
     with pytest.raises(ValueError, match="width"):
         train_prior(data, run, replace(PRESETS["tiny"], width=64, heads=2), resume=True, progress=False)
-    more = train_prior(data, run, replace(PRESETS["tiny"], steps=3), resume=True, progress=False)
-    assert more.steps == 3 and load_training_state(run / "checkpoint.safetensors").step == 3
+    more = train_prior(data, run, replace(PRESETS["tiny"], steps=3, high_noise_fraction=0.5), resume=True, progress=False)
+    assert more.steps == 3 and json.loads((run / "config.json").read_text())["config"]["high_noise_fraction"] == 0.5 and load_training_state(run / "checkpoint.safetensors").step == 3
     assert [json.loads(line)["step"] for line in (run / "losses.jsonl").read_text().splitlines()] == [1, 2, 3]
     (run / "checkpoint.safetensors").write_bytes(b"garbage")
     with pytest.raises(DataError, match="checkpoint.safetensors"):

@@ -52,6 +52,8 @@ MODEL_FOLDER = "model"
 LOSS_FILE = "losses.jsonl"
 SAMPLES_FOLDER = "samples"
 BOOKKEEPING = ("steps", "checkpoint_every", "sample_every", "log_every", "sample_steps", "sample_prompts")
+CURRICULUM = ("high_noise_fraction", "high_noise_span")
+"""Training fields a resumed run may change besides :data:`BOOKKEEPING`: where its timesteps are drawn."""
 """Fields a resumed run may change (the rest must match the saved config)."""
 
 
@@ -77,6 +79,11 @@ class PriorTrainConfig:
     """What the model predicts: "sample" (the clean grid, x0), "v_prediction" or "epsilon"."""
     snr_gamma: float = 5.0
     """Clamp of the x0 loss weight ``min(SNR, snr_gamma) + 1`` (for prediction_type "sample")."""
+    high_noise_fraction: float = 0.0
+    """Share of the training timesteps drawn from the noisiest ``high_noise_span`` of the schedule rather than
+    uniformly (see :func:`~motion4d.priors.training.draw_timesteps`); may change on resume."""
+    high_noise_span: float = 0.25
+    """The noisiest part of the schedule that ``high_noise_fraction`` draws from, as a fraction of it."""
     recipe: BatchRecipe = field(default_factory=BatchRecipe)
     """Views, frames, resolution, reference masks and condition dropout of the training grids."""
     steps: int = 5000
@@ -194,9 +201,10 @@ def _resolve_config(run: Path, config: PriorTrainConfig | None, resume: bool) ->
     saved = load_run_config(run)
     if config is None:
         return saved
-    changed = [f.name for f in fields(PriorTrainConfig) if f.name not in BOOKKEEPING and getattr(config, f.name) != getattr(saved, f.name)]
+    may_change = BOOKKEEPING + CURRICULUM
+    changed = [f.name for f in fields(PriorTrainConfig) if f.name not in may_change and getattr(config, f.name) != getattr(saved, f.name)]
     if changed:
-        raise ValueError(f"config: {', '.join(changed)} differ from the run's {saved_path} (only {', '.join(BOOKKEEPING)} may change on resume)")
+        raise ValueError(f"config: {', '.join(changed)} differ from the run's {saved_path} (only {', '.join(may_change)} may change on resume)")
     return config
 
 
@@ -305,7 +313,7 @@ def train_prior(data: str | Path, out: str | Path, config: PriorTrainConfig | No
     """Train the prior on the packed dataset ``data`` (:class:`~motion4d.data.synth_packed.SynthShards`, its
     training split) into the run folder ``out`` (module docstring). ``resume`` continues from
     ``out/checkpoint.safetensors`` with the saved config (``config``, if given, may change only the
-    bookkeeping fields :data:`BOOKKEEPING`, e.g. raise ``steps``)."""
+    fields :data:`BOOKKEEPING` and :data:`CURRICULUM`, e.g. raise ``steps``)."""
     from accelerate import Accelerator
 
     t_start = time.perf_counter()
@@ -358,7 +366,8 @@ def train_prior(data: str | Path, out: str | Path, config: PriorTrainConfig | No
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         with accelerator.autocast():
-            loss = diffusion_loss(model, scheduler, x0.to(device), cond.to(device), gen, snr_gamma=config.snr_gamma)
+            loss = diffusion_loss(model, scheduler, x0.to(device), cond.to(device), gen, snr_gamma=config.snr_gamma,
+                                  high_noise_fraction=config.high_noise_fraction, high_noise_span=config.high_noise_span)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()

@@ -93,15 +93,30 @@ def make_batch(
     return x0, cond.dropped(text=drop_text, motion=torch.tensor(static))
 
 
+def draw_timesteps(n: int, num_train_timesteps: int, generator: torch.Generator, *, high_noise_fraction: float = 0.0,
+                   high_noise_span: float = 0.25) -> Tensor:  # fmt: skip
+    """``n`` training timesteps: uniform over the schedule, except that each is, with probability
+    ``high_noise_fraction``, drawn uniformly from the noisiest ``high_noise_span`` of it instead. That is where
+    a sample's layout over the grid (where the object is in each frame and view) is decided, and where uniform
+    draws spend few steps (no extra random draws when the fraction is 0)."""
+    t = torch.randint(0, num_train_timesteps, (n,), generator=generator)
+    if high_noise_fraction > 0:
+        span = max(int(round(high_noise_span * num_train_timesteps)), 1)
+        high = num_train_timesteps - 1 - torch.randint(0, span, (n,), generator=generator)
+        t = torch.where(torch.rand(n, generator=generator) < high_noise_fraction, high, t)
+    return t
+
+
 def diffusion_loss(denoiser: Denoiser, scheduler, x0: Tensor, cond: Conditioning, generator: torch.Generator,
-                   *, snr_gamma: float = 5.0) -> Tensor:  # fmt: skip
-    """Weighted squared error of the denoiser's prediction over the cells not given as reference, at uniformly
-    drawn timesteps; ``scheduler`` is a diffusers DDPM scheduler whose ``prediction_type`` says what the
+                   *, snr_gamma: float = 5.0, high_noise_fraction: float = 0.0, high_noise_span: float = 0.25) -> Tensor:  # fmt: skip
+    """Weighted squared error of the denoiser's prediction over the cells not given as reference, at timesteps
+    from :func:`draw_timesteps`; ``scheduler`` is a diffusers DDPM scheduler whose ``prediction_type`` says what the
     denoiser predicts. "epsilon" and "v_prediction" are plain MSE on their targets; "sample" (the clean grid,
     which large pixel patches can represent where noise cannot) is weighted ``min(SNR, snr_gamma) + 1``, the
     v-loss (``SNR + 1`` times the x0 error) with its low-noise end clamped."""
     b = x0.shape[0]
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator).to(x0.device)
+    t = draw_timesteps(b, scheduler.config.num_train_timesteps, generator, high_noise_fraction=high_noise_fraction,
+                       high_noise_span=high_noise_span).to(x0.device)  # fmt: skip
     noise = torch.randn(x0.shape, generator=generator).to(x0)
     x_t = cond.apply_reference(scheduler.add_noise(x0, noise, t))
     pred = denoiser(x_t, t, cond)
