@@ -272,3 +272,33 @@ def test_conditioning_from_text_embeddings_broadcasts_cameras_and_times():
     cond.check(torch.zeros(2, 3, 4, 4, 8, 8))
     assert cond.radius.shape == (2, 3) and cond.radius.eq(3.0).all() and cond.motion_scale.tolist() == [2.0, 2.0]
     assert cond.reference_mask.sum().item() == 2 and cond.text_mask.sum(1).tolist() == [3, 5]
+
+
+def test_patch_rays_look_from_the_camera_through_the_patches():
+    from motion4d.priors.embeddings import patch_rays
+
+    az, el, r = torch.tensor([[0.0, 90.0]]), torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 3.0]])
+    rays = patch_rays(az, el, r, 40.0, 16, 16, 8)  # 2 x 2 patches
+    assert rays.shape == (1, 2, 4, 6)
+    d, m = rays[..., :3], rays[..., 3:]
+    assert torch.allclose(d.norm(dim=-1), torch.ones(1, 2, 4), atol=1e-5)
+    front = d[0, 0].mean(0)  # the front camera on -y looks along +y
+    assert torch.allclose(front / front.norm(), torch.tensor([0.0, 1.0, 0.0]), atol=1e-5)
+    assert d[0, 0, 1, 0] > 0 > d[0, 0, 0, 0]  # its right-hand patches look towards +x ...
+    assert d[0, 0, 0, 2] > 0 > d[0, 0, 2, 2]  # ... and its top ones up
+    assert float(d[0, 1].mean(0)[0]) < -0.9  # the camera at azimuth 90 sits on +x and looks along -x
+    o = torch.tensor([0.0, -3.0, 0.0])  # the moment o x d of the front rays
+    assert torch.allclose(m[0, 0], torch.linalg.cross(o.expand(4, 3), d[0, 0], dim=-1), atol=1e-5)
+
+
+def test_ray_embedding_starts_at_zero_and_then_sees_the_rays():
+    plain = randomise(tiny_model())
+    rays = tiny_model(ray_embedding=True)
+    names = [k for k, _ in rays.named_parameters()]
+    assert names[: len(list(plain.parameters()))] == [k for k, _ in plain.named_parameters()]  # grafted last
+    missing, _ = rays.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(k.startswith("ray_embed.") for k in missing)
+    x, t, cond = torch.randn(2, 2, 3, 4, 8, 8), torch.tensor([10, 900]), conditioning(2, 2, 3)
+    assert torch.allclose(plain(x, t, cond), rays(x, t, cond))  # zero-initialised: the same model
+    randomise(rays.ray_embed, seed=5)
+    assert not torch.allclose(plain(x, t, cond), rays(x, t, cond), atol=1e-4)

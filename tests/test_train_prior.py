@@ -176,9 +176,14 @@ def test_resume_continues_and_refuses_other_models(trained, data, tmp_path):
     more = train_prior(data, run, replace(PRESETS["tiny"], steps=3, high_noise_fraction=0.5), resume=True, progress=False)
     assert more.steps == 3 and json.loads((run / "config.json").read_text())["config"]["high_noise_fraction"] == 0.5 and load_training_state(run / "checkpoint.safetensors").step == 3
     assert [json.loads(line)["step"] for line in (run / "losses.jsonl").read_text().splitlines()] == [1, 2, 3]
+    before = checkpoint_model(run)
+    grafted = train_prior(data, run, replace(PRESETS["tiny"], steps=4, ray_embedding=True), resume=True, progress=False)
+    state = load_training_state(run / "checkpoint.safetensors")
+    assert grafted.steps == 4 and state.step == 4 and any(k.startswith("ray_embed.") for k in state.model)
+    assert checkpoint_model(run).ray_embed is not None and before.ray_embed is None
     (run / "checkpoint.safetensors").write_bytes(b"garbage")
     with pytest.raises(DataError, match="checkpoint.safetensors"):
-        train_prior(data, run, replace(PRESETS["tiny"], steps=4), resume=True, progress=False)
+        train_prior(data, run, replace(PRESETS["tiny"], steps=5, ray_embedding=True), resume=True, progress=False)
 
 
 def test_config_presets_and_schedule():

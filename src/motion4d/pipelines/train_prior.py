@@ -52,8 +52,9 @@ MODEL_FOLDER = "model"
 LOSS_FILE = "losses.jsonl"
 SAMPLES_FOLDER = "samples"
 BOOKKEEPING = ("steps", "checkpoint_every", "sample_every", "log_every", "sample_steps", "sample_prompts")
-CURRICULUM = ("high_noise_fraction", "high_noise_span")
-"""Training fields a resumed run may change besides :data:`BOOKKEEPING`: where its timesteps are drawn."""
+CURRICULUM = ("high_noise_fraction", "high_noise_span", "ray_embedding")
+"""Training fields a resumed run may change besides :data:`BOOKKEEPING`: where its timesteps are drawn, and
+switching the ray embedding on (grafted onto the trained model, see :func:`_restore`)."""
 """Fields a resumed run may change (the rest must match the saved config)."""
 
 
@@ -79,6 +80,9 @@ class PriorTrainConfig:
     """What the model predicts: "sample" (the clean grid, x0), "v_prediction" or "epsilon"."""
     snr_gamma: float = 5.0
     """Clamp of the x0 loss weight ``min(SNR, snr_gamma) + 1`` (for prediction_type "sample")."""
+    ray_embedding: bool = False
+    """Give every token the embedding of its patch's camera ray (Plücker coordinates); a resumed run may switch
+    it on, which grafts the embedding, zero-initialised, onto the trained model."""
     high_noise_fraction: float = 0.0
     """Share of the training timesteps drawn from the noisiest ``high_noise_span`` of the schedule rather than
     uniformly (see :func:`~motion4d.priors.training.draw_timesteps`); may change on resume."""
@@ -177,6 +181,7 @@ def build_model(config: PriorTrainConfig, text_dim: int, geometry: dict | None =
         in_channels=4, patch_size=config.patch_size, width=config.width, depth=config.depth, heads=config.heads,
         mlp_ratio=config.mlp_ratio, klotski_windows=[list(w) for w in config.klotski_windows], text_dim=text_dim,
         motion_tokens=config.motion_tokens, text_encoder=config.text_encoder, prediction_type=config.prediction_type,
+        ray_embedding=config.ray_embedding,
     )  # fmt: skip
 
 
@@ -285,16 +290,33 @@ def _sheet_conditioning(train: SynthShards, held_out: SynthShards | None, text: 
 
 
 def _restore(checkpoint: Path, model: MultiViewVideoTransformer, optimizer: torch.optim.Optimizer, ema: EMA) -> int:
-    """Load ``checkpoint`` into the model, optimizer and EMA; the step to continue from."""
+    """Load ``checkpoint`` into the model, optimizer and EMA; the step to continue from. A checkpoint without the
+    ray embedding the model has (a run that switched ``ray_embedding`` on) is grafted: the embedding keeps its
+    zero initialisation (EMA too) and starts with fresh AdamW moments, everything else resumes as saved."""
     state = load_training_state(checkpoint)
+    names = [k for k, _ in model.named_parameters()]
+    grafted = [k for k in names if k not in state.model and k.startswith("ray_embed.")]
+    if grafted and names[: len(names) - len(grafted)] != [k for k in names if k not in grafted]:
+        raise DataError(f"{checkpoint}: cannot graft the ray embedding (its parameters are not the model's last)")
     try:
-        model.load_state_dict(state.model)
-        optimizer.load_state_dict(state.optim)
+        missing, unexpected = model.load_state_dict(state.model, strict=False)
+        if set(missing) != set(grafted) or unexpected:
+            raise RuntimeError(f"missing {sorted(set(missing) - set(grafted))[:4]}, unexpected {unexpected[:4]}")
+        optim = state.optim
+        if grafted:
+            if len(optim["param_groups"]) != 1:
+                raise ValueError("a graft needs the optimizer's single parameter group")
+            groups = [{**optim["param_groups"][0], "params": list(range(len(names)))}]
+            optim = {"state": optim["state"], "param_groups": groups}
+        optimizer.load_state_dict(optim)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise DataError(f"{checkpoint}: does not fit this config's model ({' '.join(str(exc).split())[:200]})") from None
-    if state.ema.keys() != ema.shadow.keys():
+    shadow = {**state.ema, **{k: p.detach().float().clone() for k, p in model.named_parameters() if k in grafted}}
+    if shadow.keys() != ema.shadow.keys():
         raise DataError(f"{checkpoint}: its EMA weights do not fit this config's model")
-    ema.shadow = state.ema
+    ema.shadow = shadow
+    if grafted:
+        logger.info("grafted the ray embedding (%d tensors, zero-initialised) onto the checkpoint", len(grafted))
     logger.info("resuming from %s at step %d", checkpoint, state.step)
     return state.step
 

@@ -1,4 +1,5 @@
-"""Embeddings of the prior's scalar conditions: timesteps, cameras, frame times, motion scale, patch positions."""
+"""Embeddings of the prior's scalar conditions: timesteps, cameras, frame times, motion scale, patch positions,
+and each patch's camera ray."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import math
 
 import torch
 from torch import Tensor, nn
+
+from motion4d.render.cameras import intrinsics_from_fov, spherical_viewmats
 
 
 def sinusoidal(x: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -66,3 +69,41 @@ class CameraEmbedding(nn.Module):
     def forward(self, azimuth_deg: Tensor, elevation_deg: Tensor, radius: Tensor) -> Tensor:
         log_r = torch.log(radius.float().clamp_min(1e-3) / self.reference_radius)
         return self.fourier(torch.stack([torch.deg2rad(azimuth_deg.float()), torch.deg2rad(elevation_deg.float()), log_r], -1))
+
+
+def patch_rays(azimuth_deg: Tensor, elevation_deg: Tensor, radius: Tensor, fov_deg: float, height: int, width: int,
+               patch: int) -> Tensor:  # fmt: skip
+    """Plücker coordinates ``(d, o × d)`` ``[B, V, N, 6]`` of the ray through each patch's centre (patches row-major,
+    as :func:`patch_positions`), for cameras ``[B, V]`` in :func:`~motion4d.render.cameras.spherical_viewmats`'
+    convention looking at the origin with a horizontal field of view ``fov_deg``: ``d`` the unit direction in
+    the z-up world, ``o`` the camera centre."""
+    b, v = azimuth_deg.shape
+    view = spherical_viewmats(azimuth_deg.reshape(-1).float().cpu(), elevation_deg.reshape(-1).float().cpu(),
+                              radius.reshape(-1).float().cpu())  # fmt: skip
+    k = intrinsics_from_fov(fov_deg, width, height)
+    ys, xs = torch.meshgrid(torch.arange(height // patch), torch.arange(width // patch), indexing="ij")
+    pix = torch.stack([(xs.flatten() + 0.5) * patch, (ys.flatten() + 0.5) * patch, torch.ones(xs.numel())], -1)
+    rot = view[:, :3, :3]  # world -> camera rows
+    d = torch.nn.functional.normalize(torch.einsum("cji,nj->cni", rot, pix @ torch.linalg.inv(k).T), dim=-1)
+    o = -(rot.transpose(1, 2) @ view[:, :3, 3:])[..., 0]
+    m = torch.linalg.cross(o[:, None].expand_as(d), d, dim=-1)
+    return torch.cat([d, m], dim=-1).reshape(b, v, -1, 6).to(azimuth_deg.device)
+
+
+class RayEmbedding(nn.Module):
+    """Each patch's camera ray (:func:`patch_rays`, the moment in units of ``reference_radius``) → ``[B, V, N, D]``,
+    so that where a token looks in the world is an input rather than something to infer from the camera's
+    angles. The last layer starts at zero: a model that gains this embedding computes what it did before."""
+
+    def __init__(self, dim: int, harmonics: int = 4, reference_radius: float = 3.0) -> None:
+        super().__init__()
+        self.reference_radius = reference_radius
+        self.fourier = FourierEmbedding(6, dim, harmonics)
+        nn.init.zeros_(self.fourier.mlp[-1].weight)
+        nn.init.zeros_(self.fourier.mlp[-1].bias)
+
+    def forward(self, azimuth_deg: Tensor, elevation_deg: Tensor, radius: Tensor, fov_deg: float, height: int, width: int,
+                patch: int) -> Tensor:  # fmt: skip
+        rays = patch_rays(azimuth_deg, elevation_deg, radius, fov_deg, height, width, patch)
+        scale = torch.tensor([1.0, 1.0, 1.0] + [1.0 / self.reference_radius] * 3, device=rays.device)
+        return self.fourier(rays * scale)

@@ -11,7 +11,8 @@ Input and output are grids ``[B, V, T, C, H, W]``; each image is cut into ``p ×
 3. an MLP;
 
 with adaLN-Zero modulation per *cell* from the timestep, pooled text, motion scale, the view's camera and the
-frame's time (so every view can have any azimuth / elevation). Reference conditioning: the clean reference
+frame's time (so every view can have any azimuth / elevation); with ``ray_embedding``, every token also gets
+the embedding of its patch's camera ray (Plücker coordinates), so where it looks in the world is an input. Reference conditioning: the clean reference
 cells and their mask are extra input channels (``2C + 1`` per pixel). The output, for every cell, is what
 ``prediction_type`` in the config says: by default the clean grid x0 ("sample"), which a token can carry
 when its patch (4 · p² numbers) is wider than the model, where noise or v cannot (JiT, Li & He 2025).
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 from motion4d.errors import DataError
 from motion4d.priors.attention import FULL, CrossAttention, GridWindowAttention
 from motion4d.priors.conditioning import Conditioning
-from motion4d.priors.embeddings import CameraEmbedding, FourierEmbedding, TimestepEmbedding, patch_positions
+from motion4d.priors.embeddings import CameraEmbedding, FourierEmbedding, RayEmbedding, TimestepEmbedding, patch_positions
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class MultiViewVideoTransformer(ModelMixin, ConfigMixin):
         sample_size: int = 64,
         fov_deg: float = 40.0,
         camera_radius: float = 3.0,
+        ray_embedding: bool = False,
     ) -> None:
         super().__init__()
         kinds = list(layer_kinds) if layer_kinds is not None else [LAYER_KINDS[i % 4] for i in range(depth)]
@@ -155,6 +157,9 @@ class MultiViewVideoTransformer(ModelMixin, ConfigMixin):
         for layer in (self.ada_out, self.patch_out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        # Registered last, so that its parameters come after every other one (a run that gains it resumes the
+        # optimizer state of the others unchanged).
+        self.ray_embed = RayEmbedding(width, reference_radius=camera_radius) if ray_embedding else None
 
     @property
     def prediction_type(self) -> str:
@@ -200,6 +205,9 @@ class MultiViewVideoTransformer(ModelMixin, ConfigMixin):
         glob = self.t_embed(timesteps) + self.text_pooled(cond.text_pooled.to(self.dtype))
         glob = glob + self.motion_embed(cond.motion_scale[:, None].float())
         tokens = tokens + cell[:, :, :, None]
+        if self.ray_embed is not None:
+            rays = self.ray_embed(cond.azimuth_deg, cond.elevation_deg, cond.radius, self.config.fov_deg, h, w, p)
+            tokens = tokens + rays[:, :, None].to(tokens)
         cond_vec = F.silu(cell + glob[:, None, None])
         context, context_mask = self._context(cond)
 
