@@ -1,5 +1,5 @@
 """What the benchmark scripts share: run one ``motion4d`` command in a subprocess and read its run's
-``report.json``; write the results JSON."""
+``report.json``; load a prior to measure; write the results JSON."""
 
 from __future__ import annotations
 
@@ -30,3 +30,21 @@ def write_json(path: str | Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def load_prior(path: Path, *, raw: bool = False):
+    """The prior at ``path`` in eval mode: a train-prior run folder's current checkpoint (its EMA weights, or
+    with ``raw`` the weights being optimised), else a model folder (``load_denoiser``)."""
+    from motion4d.pipelines.train_prior import CHECKPOINT_FILE, checkpoint_model
+    from motion4d.priors.checkpoint import load_training_state
+    from motion4d.priors.mvvideo import load_denoiser
+
+    path = Path(path)
+    if (path / CHECKPOINT_FILE).is_file():
+        model = checkpoint_model(path)
+        if raw:
+            model.load_state_dict(load_training_state(path / CHECKPOINT_FILE).model)
+        return model
+    if raw:
+        raise SystemExit(f"error: {path}: raw weights need a train-prior run folder (it has no {CHECKPOINT_FILE})")
+    return load_denoiser(path).eval()

@@ -20,15 +20,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _runner import write_json
+from _runner import load_prior, write_json
 from diffusers import DDPMScheduler
 
 from motion4d.data.synth_packed import SynthShards
-from motion4d.pipelines.train_prior import CHECKPOINT_FILE, checkpoint_model
-from motion4d.priors.checkpoint import load_training_state
 from motion4d.priors.conditioning import Conditioning, reference_mask
 from motion4d.priors.grid import rgba_to_grid
-from motion4d.priors.mvvideo import load_denoiser
 from motion4d.priors.text_encoder import TextEncoder
 from motion4d.priors.training import frame_indices
 
@@ -45,17 +42,6 @@ def centroids(grid: torch.Tensor) -> torch.Tensor:
     return torch.stack([(a * xs).sum((-1, -2)) / m, (a * ys).sum((-1, -2)) / m], -1)
 
 
-def load(prior: Path, raw: bool):
-    if (prior / CHECKPOINT_FILE).is_file():
-        model = checkpoint_model(prior)
-        if raw:
-            model.load_state_dict(load_training_state(prior / CHECKPOINT_FILE).model)
-        return model
-    if raw:
-        raise SystemExit(f"error: {prior}: --raw needs a train-prior run folder (it has no {CHECKPOINT_FILE})")
-    return load_denoiser(prior).eval()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path, help="a `motion4d dataset synth` folder")
@@ -66,7 +52,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    model = load(args.prior, args.raw)
+    model = load_prior(args.prior, raw=args.raw)
     data = SynthShards(args.data, split=args.split)
     text = TextEncoder.from_pretrained(model.config.text_encoder)
     sched = DDPMScheduler.from_config(model.scheduler_config)

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import torch
+from _runner import load_prior
 
 from motion4d.data.synth_packed import SynthShards
-from motion4d.pipelines.train_prior import checkpoint_model
 from motion4d.priors.conditioning import Conditioning, reference_mask
 from motion4d.priors.grid import contact_sheet, grid_to_rgba, rgba_to_grid
-from motion4d.priors.mvvideo import load_denoiser
 from motion4d.priors.sampling import GuidanceScales, sample_grid
 from motion4d.priors.text_encoder import TextEncoder
 from motion4d.priors.training import frame_indices
@@ -74,7 +73,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    model = checkpoint_model(args.model) if (args.model / "checkpoint.safetensors").is_file() else load_denoiser(args.model).eval()
+    model = load_prior(args.model)
     text = TextEncoder.from_pretrained(model.config.text_encoder)
     x0, cond = held_out_batch(args.data, args.n, args.views, args.frames, text)
     from diffusers import DDPMScheduler

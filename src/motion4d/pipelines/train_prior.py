@@ -52,10 +52,10 @@ MODEL_FOLDER = "model"
 LOSS_FILE = "losses.jsonl"
 SAMPLES_FOLDER = "samples"
 BOOKKEEPING = ("steps", "checkpoint_every", "sample_every", "log_every", "sample_steps", "sample_prompts")
+"""Fields a resumed run may change (the rest must match the saved config)."""
 CURRICULUM = ("high_noise_fraction", "high_noise_span", "ray_embedding")
 """Training fields a resumed run may change besides :data:`BOOKKEEPING`: where its timesteps are drawn, and
 switching the ray embedding on (grafted onto the trained model, see :func:`_restore`)."""
-"""Fields a resumed run may change (the rest must match the saved config)."""
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,7 @@ def _restore(checkpoint: Path, model: MultiViewVideoTransformer, optimizer: torc
     state = load_training_state(checkpoint)
     names = [k for k, _ in model.named_parameters()]
     grafted = [k for k in names if k not in state.model and k.startswith("ray_embed.")]
-    if grafted and names[: len(names) - len(grafted)] != [k for k in names if k not in grafted]:
+    if grafted and names[-len(grafted):] != grafted:
         raise DataError(f"{checkpoint}: cannot graft the ray embedding (its parameters are not the model's last)")
     try:
         missing, unexpected = model.load_state_dict(state.model, strict=False)

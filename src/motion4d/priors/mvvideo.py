@@ -12,8 +12,8 @@ Input and output are grids ``[B, V, T, C, H, W]``; each image is cut into ``p ×
 
 with adaLN-Zero modulation per *cell* from the timestep, pooled text, motion scale, the view's camera and the
 frame's time (so every view can have any azimuth / elevation); with ``ray_embedding``, every token also gets
-the embedding of its patch's camera ray (Plücker coordinates), so where it looks in the world is an input. Reference conditioning: the clean reference
-cells and their mask are extra input channels (``2C + 1`` per pixel). The output, for every cell, is what
+the embedding of its patch's camera ray (Plücker coordinates), so where it looks in the world is an input.
+Reference conditioning: the clean reference cells and their mask are extra input channels (``2C + 1`` per pixel). The output, for every cell, is what
 ``prediction_type`` in the config says: by default the clean grid x0 ("sample"), which a token can carry
 when its patch (4 · p² numbers) is wider than the model, where noise or v cannot (JiT, Li & He 2025).
 """
