@@ -2,6 +2,7 @@
 
     python benchmarks/generate.py DATA --out RESULTS [--prior shipped] [--limit N] [--paraphrases N]
         [--scale-prompts N] [--consistency N] [--reference N] [--sections truth,combos,...]
+        [--split train --per-motion N] [--steps N] [--guidance G] [--guidance-motion G]
 
 DATA is a ``motion4d dataset synth`` folder (its held-out samples: combinations and caption templates the
 prior never saw). Every asset is made exactly as ``motion4d text-to-4d`` makes it (the "default" preset: the
@@ -20,6 +21,9 @@ learned model. Sections:
   ("static") of held-out samples, PSNR of the generated cells against their ground-truth renders;
 - **seconds** — per asset, sampling and fit apart (target ≤ 5 min on a 2-core CPU).
 
+``--split train`` judges training-split samples instead (``--per-motion N`` of each motion): that is where
+sampling settings (``--steps``, ``--guidance``, ``--guidance-motion``) are chosen, never on the held-out ones.
+
 Assets are kept under ``RESULTS/assets/<section>/<id>`` and reused when the benchmark is run again (it can be
 stopped and restarted). Prints tables; writes ``RESULTS/generate.json``.
 """
@@ -27,6 +31,7 @@ stopped and restarted). Prints tables; writes ``RESULTS/generate.json``.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import logging
@@ -74,6 +79,20 @@ def accuracy_table(title: str, rows: list[dict]) -> dict:
     all_ok = sum(all(r["judged"][a] == r["truth"][a] for a in ATTRIBUTES) for r in rows)
     out["all"] = {"correct": all_ok, "n": len(rows), "accuracy": all_ok / max(len(rows), 1)}
     print(f"{title:<12}" + "".join(f"{a}: {out[a]['correct']:>2}/{out[a]['n']:<2} {100 * out[a]['accuracy']:5.1f} %   " for a in (*ATTRIBUTES, "all")))
+    return out
+
+
+def class_table(title: str, rows: list[dict], attr: str) -> dict:
+    """Accuracy of ``attr`` per true class of ``rows``, with what the wrong ones were judged; printed."""
+    out = {}
+    for name in ATTRIBUTES[attr]:
+        mine = [r for r in rows if r["truth"][attr] == name]
+        if mine:
+            wrong = collections.Counter(r["judged"][attr] for r in mine if r["judged"][attr] != name)
+            out[name] = {"correct": len(mine) - sum(wrong.values()), "n": len(mine), "judged_instead": dict(wrong.most_common())}
+    cells = [f"{k} {v['correct']}/{v['n']}" + (f" ({', '.join(f'{w}×{c}' for w, c in v['judged_instead'].items())})" if v["judged_instead"] else "")
+             for k, v in out.items()]  # fmt: skip
+    print(f"{title + ' ' + attr:<20}" + "; ".join(cells))
     return out
 
 
@@ -142,6 +161,12 @@ def main() -> int:
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
     ap.add_argument("--preset", default="default", choices=list(PRESETS), help="text-to-4d preset (tiny: a smoke run)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--split", default="held_out", choices=("held_out", "train"),
+                    help="whose samples: held_out (the measurement) or train (for choosing settings: tune there, never on held_out)")
+    ap.add_argument("--per-motion", type=int, default=0, help="keep the first N samples of each motion (0: all; with --split train)")
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps (default: the preset's)")
+    ap.add_argument("--guidance", type=float, default=None, help="text guidance (default: the preset's)")
+    ap.add_argument("--guidance-motion", type=float, default=None, help="motion guidance (default: the preset's)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -151,31 +176,37 @@ def main() -> int:
     if unknown:
         print(f"error: --sections: unknown {', '.join(unknown)} (choose from {', '.join(SECTIONS)})", file=sys.stderr)
         return 2
-    held_out = SynthShards(args.data, split="held_out")
-    samples = [held_out[i] for i in range(len(held_out))][: args.limit or None]
+    held_out = SynthShards(args.data, split=args.split)
+    samples = [held_out[i] for i in range(len(held_out))]
+    if args.per_motion:
+        samples = [s for m in MOTIONS for s in [s for s in samples if s.record["motion"] == m][: args.per_motion]]
+    samples = samples[: args.limit or None]
     if not samples:
-        print(f"error: {args.data}: no held-out samples", file=sys.stderr)
+        print(f"error: {args.data}: no {args.split} samples", file=sys.stderr)
         return 2
-    config = PRESETS[args.preset]
+    overrides = {k: getattr(args, k) for k in ("steps", "guidance", "guidance_motion") if getattr(args, k) is not None}
+    config = dataclasses.replace(PRESETS[args.preset], **overrides)
     pipe = TextTo4DPipeline.from_pretrained(args.prior)
     assets = args.out / "assets"
     truth_of = lambda s: {a: s.record[a] for a in ATTRIBUTES}
     result: dict = {"data": str(args.data), "prior": args.prior, "config": config.to_dict(), "sections": {}}
-    print(f"prior {args.prior}; {len(samples)} held-out combinations of {args.data}")
+    print(f"prior {args.prior}; {len(samples)} {args.split} samples of {args.data}" + (f"; {overrides}" if overrides else ""))
 
     if "truth" in sections:
         rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config, held_out.meta["fov_deg"])}) for s in samples]
-        result["sections"]["truth"] = {"accuracy": accuracy_table("truth", rows), "rows": rows}
+        result["sections"]["truth"] = {"accuracy": accuracy_table("truth", rows), "rows": rows, "by_motion": class_table("truth", rows, "motion")}
     combos = []
     if {"combos", "scale", "consistency"} & set(sections):
         for s in samples:
             row = generated(pipe, s.record["caption"], assets / "combos" / s.record["id"], config)
             combos.append(print_row({"id": s.record["id"], "truth": truth_of(s), **row}))
-        result["sections"]["combos"] = {"accuracy": accuracy_table("combos", combos), "rows": combos}
+        result["sections"]["combos"] = {"accuracy": accuracy_table("combos", combos), "rows": combos,
+                                        **{f"by_{a}": class_table("combos", combos, a) for a in ("shape", "motion")}}  # fmt: skip
     if "paraphrase" in sections:
         rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **generated(pipe, s.record["paraphrase"], assets / "paraphrase" / s.record["id"], config)})
                 for s in samples[: args.paraphrases]]  # fmt: skip
-        result["sections"]["paraphrase"] = {"accuracy": accuracy_table("paraphrase", rows), "rows": rows}
+        result["sections"]["paraphrase"] = {"accuracy": accuracy_table("paraphrase", rows), "rows": rows,
+                                            **{f"by_{a}": class_table("paraphrase", rows, a) for a in ("shape", "motion")}}  # fmt: skip
     if "scale" in sections:
         rows = []
         for s, base in zip(samples[: args.scale_prompts], combos):
