@@ -47,10 +47,13 @@ def test_sampled_grid_follows_seed_prompt_and_motion_scale(pipe):
     assert a.rgba.shape == (cfg.views, cfg.frames, 16, 16, 4) and 0 <= float(a.rgba.min()) and float(a.rgba.max()) <= 1
     assert a.azimuth_deg.tolist() == [0.0, 180.0] and a.times.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
     same = pipe.sample(PROMPT, cfg, seed=1)[0]
-    assert torch.equal(same.rgba, a.rgba)
-    assert not torch.equal(pipe.sample(PROMPT, cfg, seed=2)[0].rgba, a.rgba)
-    assert not torch.equal(pipe.sample("a blue torus spinning", cfg, seed=1)[0].rgba, a.rgba)
-    assert not torch.equal(pipe.sample(PROMPT, cfg, seed=1, motion_scale=2.0)[0].rgba, a.rgba)
+    assert torch.equal(pipe.sample(PROMPT, cfg, seed=1)[0].rgba, same.rgba)  # the same call: the same bits
+    # alone or first in a batch: the same sample, up to the float rounding of batched kernels (~2e-6)
+    torch.testing.assert_close(same.rgba, a.rgba, atol=1e-4, rtol=0)
+    differs = lambda x: float((x.rgba - a.rgba).abs().max()) > 1e-2  # noqa: E731
+    assert differs(pipe.sample(PROMPT, cfg, seed=2)[0])
+    assert differs(pipe.sample("a blue torus spinning", cfg, seed=1)[0])
+    assert differs(pipe.sample(PROMPT, cfg, seed=1, motion_scale=2.0)[0])
     with pytest.raises(ValueError, match="prompt is empty"):
         pipe.sample("  ", cfg)
 
