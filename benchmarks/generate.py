@@ -23,6 +23,7 @@ learned model. Sections:
 
 ``--split train`` judges training-split samples instead (``--per-motion N`` of each motion): that is where
 sampling settings (``--steps``, ``--guidance``, ``--guidance-motion``) are chosen, never on the held-out ones.
+Assets are reused by sample id whatever the settings, so give each setting its own ``--out``.
 
 Assets are kept under ``RESULTS/assets/<section>/<id>`` and reused when the benchmark is run again (it can be
 stopped and restarted). Prints tables; writes ``RESULTS/generate.json``.
@@ -176,8 +177,8 @@ def main() -> int:
     if unknown:
         print(f"error: --sections: unknown {', '.join(unknown)} (choose from {', '.join(SECTIONS)})", file=sys.stderr)
         return 2
-    held_out = SynthShards(args.data, split=args.split)
-    samples = [held_out[i] for i in range(len(held_out))]
+    shards = SynthShards(args.data, split=args.split)
+    samples = [shards[i] for i in range(len(shards))]
     if args.per_motion:
         samples = [s for m in MOTIONS for s in [s for s in samples if s.record["motion"] == m][: args.per_motion]]
     samples = samples[: args.limit or None]
@@ -193,7 +194,7 @@ def main() -> int:
     print(f"prior {args.prior}; {len(samples)} {args.split} samples of {args.data}" + (f"; {overrides}" if overrides else ""))
 
     if "truth" in sections:
-        rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config, held_out.meta["fov_deg"])}) for s in samples]
+        rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config, shards.meta["fov_deg"])}) for s in samples]
         result["sections"]["truth"] = {"accuracy": accuracy_table("truth", rows), "rows": rows, "by_motion": class_table("truth", rows, "motion")}
     combos = []
     if {"combos", "scale", "consistency"} & set(sections):
