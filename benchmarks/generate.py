@@ -97,6 +97,11 @@ def class_table(title: str, rows: list[dict], attr: str) -> dict:
     return out
 
 
+def judged_section(title: str, rows: list[dict]) -> dict:
+    """A judged section's results: accuracy per attribute, per true shape and per true motion (all printed), and its rows."""
+    return {"accuracy": accuracy_table(title, rows), "rows": rows, **{f"by_{a}": class_table(title, rows, a) for a in ("shape", "motion")}}
+
+
 def print_row(r: dict) -> dict:
     """Print one judged asset (truth, then the oracle's verdict, ✗ where wrong); returns it."""
     mark = lambda a: r["judged"][a] + ("" if r["judged"][a] == r["truth"][a] else "✗")
@@ -180,7 +185,8 @@ def main() -> int:
     shards = SynthShards(args.data, split=args.split)
     samples = [shards[i] for i in range(len(shards))]
     if args.per_motion:
-        samples = [s for m in MOTIONS for s in [s for s in samples if s.record["motion"] == m][: args.per_motion]]
+        of_motion = {m: [s for s in samples if s.record["motion"] == m][: args.per_motion] for m in MOTIONS}
+        samples = [s for m in MOTIONS for s in of_motion[m]]
     samples = samples[: args.limit or None]
     if not samples:
         print(f"error: {args.data}: no {args.split} samples", file=sys.stderr)
@@ -195,19 +201,17 @@ def main() -> int:
 
     if "truth" in sections:
         rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **truth_asset(s, assets / "truth" / s.record["id"], config, shards.meta["fov_deg"])}) for s in samples]
-        result["sections"]["truth"] = {"accuracy": accuracy_table("truth", rows), "rows": rows, "by_motion": class_table("truth", rows, "motion")}
+        result["sections"]["truth"] = judged_section("truth", rows)
     combos = []
     if {"combos", "scale", "consistency"} & set(sections):
         for s in samples:
             row = generated(pipe, s.record["caption"], assets / "combos" / s.record["id"], config)
             combos.append(print_row({"id": s.record["id"], "truth": truth_of(s), **row}))
-        result["sections"]["combos"] = {"accuracy": accuracy_table("combos", combos), "rows": combos,
-                                        **{f"by_{a}": class_table("combos", combos, a) for a in ("shape", "motion")}}  # fmt: skip
+        result["sections"]["combos"] = judged_section("combos", combos)
     if "paraphrase" in sections:
         rows = [print_row({"id": s.record["id"], "truth": truth_of(s), **generated(pipe, s.record["paraphrase"], assets / "paraphrase" / s.record["id"], config)})
                 for s in samples[: args.paraphrases]]  # fmt: skip
-        result["sections"]["paraphrase"] = {"accuracy": accuracy_table("paraphrase", rows), "rows": rows,
-                                            **{f"by_{a}": class_table("paraphrase", rows, a) for a in ("shape", "motion")}}  # fmt: skip
+        result["sections"]["paraphrase"] = judged_section("paraphrase", rows)
     if "scale" in sections:
         rows = []
         for s, base in zip(samples[: args.scale_prompts], combos):
