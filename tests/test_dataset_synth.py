@@ -100,6 +100,22 @@ def test_held_out_combinations_keep_every_attribute_and_pair_in_training(seed):
         assert any(_matches(t, s.paraphrase) for t in HELD_OUT_TEMPLATES), s.paraphrase
 
 
+def test_amplitude_range_and_held_out_seed(tmp_path):
+    wide = plan_samples(200, 5, choose_held_out(5, 0.1), TINY.cameras, amplitude_range=(0.5, 2.0))
+    k = np.array([s.motion_spec.amplitude for s in wide])
+    assert k.min() >= 0.5 and k.max() <= 2.0 and k.min() < 0.7 and k.max() > 1.8
+    assert [s.record()["amplitude"] for s in wide[:3]] == [round(x, 4) for x in k[:3]]
+    default = np.array([s.motion_spec.amplitude for s in plan_samples(200, 5, [], TINY.cameras)])
+    assert default.min() >= 0.85 and default.max() <= 1.15
+    # A second dataset with its own seed keeps the first's held-out combinations when told their seed.
+    config = dataclasses.replace(TINY, held_out_seed=3, amplitude_range=(0.5, 2.0), held_out_samples=1)
+    meta = json.loads((dataset_synth(tmp_path / "d", 2, seed=9, config=config, progress=False).root / DATASET_FILE).read_text())
+    assert meta["held_out_combinations"] == [list(c) for c in choose_held_out(3, 0.1)] != [list(c) for c in choose_held_out(9, 0.1)]
+    assert (meta["seed"], meta["held_out_seed"], meta["amplitude_range"]) == (9, 3, [0.5, 2.0])
+    with pytest.raises(ValueError, match="amplitude-range"):
+        SynthConfig(amplitude_range=(2.0, 0.5))
+
+
 def _matches(template, caption):
     """Whether ``caption`` is a filling of ``template``."""
     pattern = re.sub(r"\\\{\w+\\\}", "(.+)", re.escape(template))

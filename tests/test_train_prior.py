@@ -64,13 +64,16 @@ def test_view_and_frame_choice():
 def test_batches_mix_reference_kinds_and_static_clips(data, text):
     ds = SynthShards(data, split="train")
     recipe = BatchRecipe(views=2, frames=4, resolution=8, reference_probs=(0.25, 0.25, 0.25, 0.25), p_drop_text=0.5, p_static=0.5)
-    x0, cond = make_batch([ds[i % len(ds)] for i in range(32)], text, recipe, torch.Generator().manual_seed(1))
+    samples = [ds[i % len(ds)] for i in range(32)]
+    x0, cond = make_batch(samples, text, recipe, torch.Generator().manual_seed(1))
     assert x0.shape == (32, 2, 4, 4, 8, 8) and x0.min() >= -1 and x0.max() <= 1
     cond.check(x0)
     counts = cond.reference_mask.flatten(1).sum(1)
     assert set(counts.tolist()) == {0, 1, 2, 4}  # none, image, static (2 views of frame 0), video (4 frames of view 0)
     static = cond.motion_scale == 0
-    assert 0 < static.sum() < 32 and set(cond.motion_scale.tolist()) == {0.0, 1.0}
+    assert 0 < static.sum() < 32
+    amplitudes = torch.tensor([x.record["amplitude"] for x in samples])  # motion scale = the sample's amplitude
+    assert torch.equal(cond.motion_scale[~static], amplitudes[~static]) and amplitudes.std() > 0
     assert torch.equal(x0[static][:, :, 1:], x0[static][:, :, :1].expand_as(x0[static][:, :, 1:]))
     no_text = ~cond.text_mask.any(1)
     assert 0 < no_text.sum() < 32 and cond.text_pooled[no_text].abs().sum() == 0
@@ -181,9 +184,16 @@ def test_resume_continues_and_refuses_other_models(trained, data, tmp_path):
     state = load_training_state(run / "checkpoint.safetensors")
     assert grafted.steps == 4 and state.step == 4 and any(k.startswith("ray_embed.") for k in state.model)
     assert checkpoint_model(run).ray_embed is not None and before.ray_embed is None
+    # A fine-tune: the same run resumed on other data (same split, wider amplitudes), the rate raised again.
+    wide = dataset_synth(tmp_path / "wide", n=4, seed=1, config=replace(TINY_DATA, held_out_seed=0, amplitude_range=(0.5, 2.0)),
+                         progress=False).root  # fmt: skip
+    tuned = replace(PRESETS["tiny"], steps=5, ray_embedding=True, lr=2e-3, ema_decay=0.9)
+    assert train_prior(wide, run, tuned, resume=True, progress=False).steps == 5
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["config"]["lr"], saved["config"]["ema_decay"], saved["inputs"]["data"]) == (2e-3, 0.9, str(wide.resolve()))
     (run / "checkpoint.safetensors").write_bytes(b"garbage")
     with pytest.raises(DataError, match="checkpoint.safetensors"):
-        train_prior(data, run, replace(PRESETS["tiny"], steps=5, ray_embedding=True), resume=True, progress=False)
+        train_prior(data, run, replace(tuned, steps=6), resume=True, progress=False)
 
 
 def test_config_presets_and_schedule():

@@ -32,6 +32,8 @@ from motion4d.data.synth_vocab import MOTIONS
 
 GROUND_Z = -0.2
 """Rest height of the centre for bouncing and jumping."""
+AMPLITUDE_RANGE = (0.85, 1.15)
+"""Range of the amplitude factor k drawn for each sample (uniform) unless a dataset asks for another."""
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,13 @@ class MotionSpec:
     """Start angle (radians) of the orbit."""
 
     @staticmethod
-    def random(motion: str, rng: np.random.Generator) -> "MotionSpec":
-        """``motion`` with random jitter: amplitude 0.85–1.15, size 0.9–1.05, yaw ±25°, any orbit start."""
-        return MotionSpec(motion, float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.9, 1.05)), float(rng.uniform(-25, 25)),
+    def random(motion: str, rng: np.random.Generator, amplitude_range: tuple[float, float] = AMPLITUDE_RANGE) -> "MotionSpec":
+        """``motion`` with random jitter: amplitude uniform over ``amplitude_range``, size 0.9–1.05, yaw ±25°,
+        any orbit start."""
+        lo, hi = amplitude_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"amplitude range must be 0 < low <= high, got {lo}, {hi}")
+        return MotionSpec(motion, float(rng.uniform(lo, hi)), float(rng.uniform(0.9, 1.05)), float(rng.uniform(-25, 25)),
                           float(rng.uniform(0, 2 * math.pi)))  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from motion4d.errors import DataError
-from motion4d.data.synth_motion import MotionSpec
+from motion4d.data.synth_motion import AMPLITUDE_RANGE, MotionSpec
 from motion4d.data.synth_shapes import PatternSpec
 from motion4d.data.synth_vocab import COLOURS, MOTIONS, SHAPES, make_caption
 
@@ -59,7 +59,8 @@ class SampleSpec:
     def record(self) -> dict:
         """The packed form's per-sample metadata (``id, caption, shape, colour, motion, split`` + extras)."""
         return {"id": self.id, "caption": self.caption, "shape": self.shape, "colour": self.colour, "motion": self.motion,
-                "split": self.split, "paraphrase": self.paraphrase, "pattern": self.pattern.kind}  # fmt: skip
+                "split": self.split, "paraphrase": self.paraphrase, "pattern": self.pattern.kind,
+                "amplitude": round(self.motion_spec.amplitude, 4)}  # fmt: skip
 
 
 def choose_held_out(seed: int, fraction: float) -> list[Combination]:
@@ -110,14 +111,15 @@ class CameraPlan:
         return az.astype(np.float32), el.astype(np.float32), r.astype(np.float32)
 
 
-def _spec(index: int, combo: Combination, caption: str | None, split: str, seed: int, cameras: CameraPlan) -> SampleSpec:
+def _spec(index: int, combo: Combination, caption: str | None, split: str, seed: int, cameras: CameraPlan,
+          amplitude_range: tuple[float, float]) -> SampleSpec:  # fmt: skip
     rng = np.random.default_rng([seed, index])
     shape, colour, motion = combo
     if caption is None:
         caption = make_caption(shape, colour, motion, rng)
     paraphrase = make_caption(shape, colour, motion, rng, held_out=True)
     pattern = PatternSpec.random(rng)
-    motion_spec = MotionSpec.random(motion, rng)
+    motion_spec = MotionSpec.random(motion, rng, amplitude_range)
     az, el, r = cameras.draw(rng)
     return SampleSpec(index, f"{index:06d}", shape, colour, motion, caption, paraphrase, split, pattern, motion_spec, az, el, r)
 
@@ -130,6 +132,7 @@ def plan_samples(
     *,
     held_out_samples: int | None = None,
     captions: list[tuple[str, Combination]] | None = None,
+    amplitude_range: tuple[float, float] = AMPLITUDE_RANGE,
 ) -> list[SampleSpec]:
     """Every sample of a dataset.
 
@@ -137,7 +140,8 @@ def plan_samples(
     random order, so the combinations are balanced), then ``held_out_samples`` held-out samples cycling over
     ``held_out`` (default one per held-out combination). With ``captions`` (``(text, combination)`` per line):
     one sample per line, cycled to ``n`` samples if ``n`` is given; a line whose combination is held out is a
-    held-out sample, and no others are added.
+    held-out sample, and no others are added. Each sample's motion amplitude k is drawn uniformly from
+    ``amplitude_range``.
     """
     if n is not None and n < 0:
         raise ValueError(f"--n must be >= 0, got {n}")
@@ -145,7 +149,8 @@ def plan_samples(
     if captions is not None:
         count = len(captions) if n is None else n
         return [_spec(i, captions[i % len(captions)][1], captions[i % len(captions)][0],
-                      "held_out" if captions[i % len(captions)][1] in held else "train", seed, cameras) for i in range(count)]  # fmt: skip
+                      "held_out" if captions[i % len(captions)][1] in held else "train", seed, cameras, amplitude_range)
+                for i in range(count)]  # fmt: skip
     if n is None:
         raise ValueError("--n is needed without --captions")
     train = [c for c in ALL_COMBINATIONS if c not in held]
@@ -154,9 +159,9 @@ def plan_samples(
     rng = np.random.default_rng([seed, 0xC0DE])
     cycles = math.ceil(n / len(train)) if n else 0
     order = [train[j] for _ in range(cycles) for j in rng.permutation(len(train))][:n]
-    specs = [_spec(i, c, None, "train", seed, cameras) for i, c in enumerate(order)]
+    specs = [_spec(i, c, None, "train", seed, cameras, amplitude_range) for i, c in enumerate(order)]
     m = len(held_out) if held_out_samples is None else held_out_samples
     if m and not held_out:
         raise ValueError("held-out samples were asked for but no combination is held out")
-    specs += [_spec(n + j, held_out[j % len(held_out)], None, "held_out", seed, cameras) for j in range(m)]
+    specs += [_spec(n + j, held_out[j % len(held_out)], None, "held_out", seed, cameras, amplitude_range) for j in range(m)]
     return specs

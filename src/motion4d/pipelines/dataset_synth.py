@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from motion4d.progress import bar_disabled
 from motion4d.errors import DataError
-from motion4d.data.synth_motion import animate
+from motion4d.data.synth_motion import AMPLITUDE_RANGE, animate
 from motion4d.data.synth_packed import DATASET_FILE, ShardWriter, write_dataset_json
 from motion4d.data.synth_shapes import shape_mesh
 from motion4d.data.synth_specs import CameraPlan, SampleSpec, choose_held_out, plan_samples
@@ -81,6 +81,12 @@ class SynthConfig:
     """Share of the 384 shape × colour × motion combinations held out (never trained on)."""
     held_out_samples: int | None = None
     """Held-out samples rendered for evaluation (None: one per held-out combination)."""
+    held_out_seed: int | None = None
+    """Seed of the held-out combinations (None: the dataset's seed), so that a dataset drawn with another seed
+    can keep another's split."""
+    amplitude_range: tuple[float, float] = AMPLITUDE_RANGE
+    """Range of each sample's motion amplitude k (uniform; recorded as its ``amplitude``, which training reads
+    as the sample's motion scale)."""
     folders: int = 8
     """Training samples also written as reconstructable folders (every held-out sample always is)."""
     folder_test_views: tuple[tuple[float, float], ...] = ((45.0, 35.0), (225.0, 35.0))
@@ -92,6 +98,8 @@ class SynthConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.folders < 0:
             raise ValueError(f"--folders must be >= 0, got {self.folders}")
+        if len(self.amplitude_range) != 2 or not 0 < self.amplitude_range[0] <= self.amplitude_range[1]:
+            raise ValueError(f"--amplitude-range must be LOW,HIGH with 0 < LOW <= HIGH, got {self.amplitude_range}")
 
     @property
     def cameras(self) -> CameraPlan:
@@ -194,8 +202,9 @@ def dataset_synth(
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     parsed = read_captions_file(captions) if captions is not None else None
-    held_out = choose_held_out(seed, config.held_out_fraction)
-    specs = plan_samples(n, seed, held_out, config.cameras, held_out_samples=config.held_out_samples, captions=parsed)
+    held_out = choose_held_out(seed if config.held_out_seed is None else config.held_out_seed, config.held_out_fraction)
+    specs = plan_samples(n, seed, held_out, config.cameras, held_out_samples=config.held_out_samples, captions=parsed,
+                         amplitude_range=tuple(config.amplitude_range))  # fmt: skip
     specs.sort(key=lambda s: s.split != "train")  # training shards first (stable: keeps the order within a split)
     first_train = {s.index for s in specs if s.split == "train"}
     foldered = {s.index for s in specs if s.split == "held_out"} | set(sorted(first_train)[: config.folders])
@@ -221,7 +230,8 @@ def dataset_synth(
         if pool:
             pool.shutdown(cancel_futures=True)
     header = {
-        "n": len(specs), "seed": seed, "res": config.res, "frames": config.frames, "views_per_sample": config.views_per_sample,
+        "n": len(specs), "seed": seed, "held_out_seed": seed if config.held_out_seed is None else config.held_out_seed,
+        "amplitude_range": list(config.amplitude_range), "res": config.res, "frames": config.frames, "views_per_sample": config.views_per_sample,
         "fov_deg": config.fov_deg,
         "eval_views": [{"azimuth_deg": a, "elevation_deg": e, "radius": r} for a, e, r in config.cameras.eval_views[: config.views_per_sample]],
         "vocabulary": {"shapes": list(SHAPES), "colours": list(COLOURS), "motions": list(MOTIONS)},

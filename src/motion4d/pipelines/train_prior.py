@@ -53,9 +53,11 @@ LOSS_FILE = "losses.jsonl"
 SAMPLES_FOLDER = "samples"
 BOOKKEEPING = ("steps", "checkpoint_every", "sample_every", "log_every", "sample_steps", "sample_prompts")
 """Fields a resumed run may change (the rest must match the saved config)."""
-CURRICULUM = ("high_noise_fraction", "high_noise_span", "ray_embedding")
-"""Training fields a resumed run may change besides :data:`BOOKKEEPING`: where its timesteps are drawn, and
-switching the ray embedding on (grafted onto the trained model, see :func:`_restore`)."""
+CURRICULUM = ("high_noise_fraction", "high_noise_span", "ray_embedding", "lr", "lr_final_fraction", "ema_decay")
+"""Training fields a resumed run may change besides :data:`BOOKKEEPING`: where its timesteps are drawn,
+switching the ray embedding on (grafted onto the trained model, see :func:`_restore`), the learning rate's
+peak and end (the schedule of :func:`learning_rate` is then read with the new values at the resumed step)
+and the EMA decay: a short fine-tune on new data raises the rate again and shortens the EMA's memory."""
 
 
 @dataclass(frozen=True)

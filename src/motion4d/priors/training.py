@@ -8,8 +8,10 @@ A batch is assembled per sample from a packed :class:`~motion4d.data.synth_packe
   (none = text → 4D, image, video, static asset);
 - condition dropout for classifier-free guidance: no text with ``p_drop_text``; no motion with ``p_static``,
   whose clip is then *static* (one random frame repeated) and whose ``motion_scale`` is 0, so that the motion
-  condition means "this motion, at this amplitude" against "standing still" (``motion_scale`` 1 is the data's
-  amplitude; a sampler extrapolates beyond it).
+  condition means "this motion, at this amplitude" against "standing still";
+- motion scale: the sample's recorded ``amplitude`` (the factor k of :mod:`motion4d.data.synth_motion`; 1, the
+  data's typical amplitude, when the record has none), so that a dataset drawn over a range of amplitudes
+  teaches what ``motion_scale`` 0.5 or 2 looks like.
 """
 
 from __future__ import annotations
@@ -88,7 +90,9 @@ def make_batch(
     x0 = torch.stack(grids).contiguous()
     cams = torch.stack(cams).float()
     emb = text.encode([s.record["caption"] for s in samples])
-    cond = Conditioning.create(emb, cams[:, 0], cams[:, 1], cams[:, 2], times, reference=x0, reference_mask=torch.stack(masks))
+    scale = torch.tensor([float(s.record.get("amplitude", 1.0)) for s in samples])
+    cond = Conditioning.create(emb, cams[:, 0], cams[:, 1], cams[:, 2], times, motion_scale=scale, reference=x0,
+                               reference_mask=torch.stack(masks))  # fmt: skip
     drop_text = torch.rand(len(samples), generator=generator) < recipe.p_drop_text
     return x0, cond.dropped(text=drop_text, motion=torch.tensor(static))
 
