@@ -55,10 +55,7 @@ class MotionSpec:
     def random(motion: str, rng: np.random.Generator, amplitude_range: tuple[float, float] = AMPLITUDE_RANGE) -> "MotionSpec":
         """``motion`` with random jitter: amplitude uniform over ``amplitude_range``, size 0.9–1.05, yaw ±25°,
         any orbit start."""
-        lo, hi = amplitude_range
-        if not 0 < lo <= hi:
-            raise ValueError(f"amplitude range must be 0 < low <= high, got {lo}, {hi}")
-        return MotionSpec(motion, float(rng.uniform(lo, hi)), float(rng.uniform(0.9, 1.05)), float(rng.uniform(-25, 25)),
+        return MotionSpec(motion, float(rng.uniform(*amplitude_range)), float(rng.uniform(0.9, 1.05)), float(rng.uniform(-25, 25)),
                           float(rng.uniform(0, 2 * math.pi)))  # fmt: skip
 
 

@@ -202,7 +202,8 @@ def dataset_synth(
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     parsed = read_captions_file(captions) if captions is not None else None
-    held_out = choose_held_out(seed if config.held_out_seed is None else config.held_out_seed, config.held_out_fraction)
+    split_seed = seed if config.held_out_seed is None else config.held_out_seed
+    held_out = choose_held_out(split_seed, config.held_out_fraction)
     specs = plan_samples(n, seed, held_out, config.cameras, held_out_samples=config.held_out_samples, captions=parsed,
                          amplitude_range=tuple(config.amplitude_range))  # fmt: skip
     specs.sort(key=lambda s: s.split != "train")  # training shards first (stable: keeps the order within a split)
@@ -230,7 +231,7 @@ def dataset_synth(
         if pool:
             pool.shutdown(cancel_futures=True)
     header = {
-        "n": len(specs), "seed": seed, "held_out_seed": seed if config.held_out_seed is None else config.held_out_seed,
+        "n": len(specs), "seed": seed, "held_out_seed": split_seed,
         "amplitude_range": list(config.amplitude_range), "res": config.res, "frames": config.frames, "views_per_sample": config.views_per_sample,
         "fov_deg": config.fov_deg,
         "eval_views": [{"azimuth_deg": a, "elevation_deg": e, "radius": r} for a, e, r in config.cameras.eval_views[: config.views_per_sample]],
