@@ -106,8 +106,8 @@ def run_one(root: Path, name: str, out: Path, args) -> dict:
         "animate", str(asset), "--driving", str(driving), "--out", str(out),
         "--preset", args.preset, "--time-budget", str(60.0 * args.minutes), "--no-progress", "--video-frames", "0",
     ]  # fmt: skip
-    for flag in ("lambda_arap", "lambda_arap_l1", "lambda_silhouette", "lambda_rest", "lr_offsets", "offsets_gate", "lambda_offset_laplacian", "nodes",
-                 "graph_metric"):  # fmt: skip
+    for flag in ("lambda_arap", "lambda_arap_nonrigid", "lambda_arap_l1", "lambda_silhouette", "lambda_rest", "lr_offsets", "offsets_gate",
+                 "lambda_offset_laplacian", "lambda_offset_magnitude", "refine_nodes", "nodes", "graph_metric"):  # fmt: skip
         if getattr(args, flag) is not None:
             cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     if args.iters is not None:
@@ -137,6 +137,9 @@ def main() -> int:
     ap.add_argument("--preset", default="default")
     ap.add_argument("--iters", type=int, default=None, help="step count (default: the preset's)")
     ap.add_argument("--lambda-arap", type=float, default=None)
+    ap.add_argument("--lambda-arap-nonrigid", type=float, default=None)
+    ap.add_argument("--lambda-offset-magnitude", type=float, default=None)
+    ap.add_argument("--refine-nodes", type=int, default=None)
     ap.add_argument("--lambda-arap-l1", type=float, default=None)
     ap.add_argument("--lambda-silhouette", type=float, default=None)
     ap.add_argument("--lambda-rest", type=float, default=None)

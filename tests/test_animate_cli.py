@@ -194,3 +194,27 @@ def test_animate_a_3dgs_ply(animate_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["-q", "export", str(out), "--format", "glb", "--out", str(tmp_path / "x.glb")]) == 2
     assert "mesh animated by" in capsys.readouterr().err
+
+
+def test_animate_refines_the_graph_and_exports_it(animate_run, tmp_path, capsys):
+    """``--refine-nodes`` with an open gate: the run's graph grows, and the exported skin has a joint per node
+    and plays what the model shows."""
+    import pygltflib
+
+    base, asset, data, run = animate_run
+    out = tmp_path / "run"
+    assert main(["-q", "animate", str(asset), "--driving", str(data), "--out", str(out), "--preset", "tiny", "--iters", "12",
+                 "--video-frames", "0", "--nodes", "6", "--offsets-gate", "0", "--offsets-start", "0.3", "--refine-nodes", "4"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["vertex_offsets"] is True and report["refined_nodes"] == report["n_nodes"] == 10
+    assert len(pygltflib.GLTF2().load(str(out / "animation.glb")).skins[0].joints) == 10
+    from motion4d.pipelines.models import load_run_model
+
+    model, info = load_run_model(out)
+    assert model.graph.num_nodes == 10
+    anim = load_gltf(out / "animation.glb")
+    a2w = np.asarray(info.extra["asset_to_world"])
+    ours = anim.vertices_at(anim.duration * 0.5) @ a2w[:3, :3].T + a2w[:3, 3]
+    with torch.no_grad():
+        want = model.vertices_at(0.5).numpy()
+    assert np.linalg.norm(ours[:, None] - want[None], axis=-1).min(1).max() < 1e-4

@@ -248,6 +248,20 @@ def test_silhouette_term_reaches_beyond_the_outline():
     assert errors[1.0] < 0.5 * errors[0.0] and errors[1.0] < 1.0, errors
 
 
+def killed_at(trainer: AnimateTrainer, step: int) -> None:
+    """Train until ``step``, then stop as a kill would (no final checkpoint)."""
+
+    class Stop(Exception):
+        pass
+
+    def stop(at, loss):
+        if at == step:
+            raise Stop
+
+    with pytest.raises(Stop):
+        trainer.train(on_step=stop)
+
+
 def test_trainer_resume_reproduces_the_uninterrupted_run(tmp_path):
     times = [0.0, 1.0]
     target = make_model(times)
@@ -257,16 +271,7 @@ def test_trainer_resume_reproduces_the_uninterrupted_run(tmp_path):
     full = AnimateTrainer(cfg, make_model(times), views, 3.5, ckpt_dir=tmp_path / "a")
     full.train()
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_5(step, loss):
-        if step == 5:
-            raise Stop
-
-    part = AnimateTrainer(cfg, make_model(times), views, 3.5, ckpt_dir=tmp_path / "b")
-    with pytest.raises(Stop):
-        part.train(on_step=stop_at_5)
+    killed_at(AnimateTrainer(cfg, make_model(times), views, 3.5, ckpt_dir=tmp_path / "b"), 5)
     resumed = AnimateTrainer(cfg, make_model(times), views, 3.5, ckpt_dir=tmp_path / "b")
     resumed.train(resume=True)
     assert resumed.step == 8 and resumed.active == full.active

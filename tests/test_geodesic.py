@@ -112,3 +112,50 @@ def test_mesh_gaussians_build_with_either_metric_and_rigid_motion_costs_no_arap(
         assert torch.allclose(model.vertices_at(1.0), v + torch.tensor([0.3, -0.1, 0.2]).double())
     if metric == "euclidean":
         assert torch.equal(model.graph.nodes, v[farthest_point_sampling(v, 16)])
+
+
+def test_refinement_adds_spread_nodes_only_where_asked_and_keeps_the_old_ones():
+    from motion4d.gaussians.geodesic import refine_geodesic_graph
+
+    mesh, _, _ = two_legs()
+    v = mesh.vertices.astype(np.float64)
+    base = geodesic_graph(v, mesh.faces, 12, 6, 4)
+    wanted = (v[:, 1] < 0.5) & (v[:, 2] > 0)  # the lower half of one leg
+    g = refine_geodesic_graph(v, mesh.faces, base.node_vertices, wanted, 6, 6, 4)
+    old_pos, new_pos = v[base.node_vertices], v[g.node_vertices]
+    assert len(g.node_vertices) == 18 and np.allclose(new_pos[:12], old_pos)
+    assert wanted[g.node_vertices[12:]].all()
+    gaps = np.linalg.norm(new_pos[12:, None] - new_pos[None, :], axis=-1) + np.eye(18)[12:] * 9
+    assert gaps.min() > 0.03  # spread, not piled up: no two nodes on top of each other
+    assert g.skin_indices.shape == base.skin_indices.shape and np.allclose(g.skin_weights.sum(1), 1)
+    lower = wanted & (v[:, 1] < 0.3)
+    assert (g.skin_indices[lower] >= 12).any(1).all()  # the refined region is bound to its new nodes
+    assert leg_side_binding(v, new_pos, g.skin_indices, g.skin_weights) == 0.0
+    few = refine_geodesic_graph(v, mesh.faces, base.node_vertices, np.isin(np.arange(len(v)), base.node_vertices[:3]), 5, 6, 4)
+    assert len(few.node_vertices) == 12  # candidates that are already nodes: nothing to add
+
+
+def test_refined_mesh_graph_keeps_the_pose():
+    """New nodes start from the motion the graph gives them: a rigid motion stays exact, a bend barely moves."""
+    mesh, _, _ = two_legs()
+    v, f = torch.from_numpy(mesh.vertices).double(), torch.from_numpy(mesh.faces)
+    fid = torch.arange(f.shape[0])
+    bary = torch.full((f.shape[0], 3), 1 / 3, dtype=torch.float64)
+    model = MeshGaussians.build(v, f, fid, bary, torch.rand(f.shape[0], 3, dtype=torch.float64), torch.tensor([0.0, 1.0]), n_nodes=12)
+    a = 0.4
+    with torch.no_grad():
+        model.graph.quats[1] = torch.tensor([np.cos(a / 2), np.sin(a / 2), 0.0, 0.0]).double()
+        R = model.graph.keyframe_transforms()[0][1, 0]
+        g = model.graph.nodes
+        model.graph.translations[1] = g @ R.T + torch.tensor([0.3, -0.1, 0.2]).double() - g  # one rigid motion of the whole
+        rigid = model.vertices_at(1.0).clone()
+        assert model.refine_graph(v[:, 1] < 0.5, 6) == 6 and model.graph.num_nodes == 18
+        assert torch.allclose(model.vertices_at(1.0), rigid, atol=1e-9)
+        model.graph.translations[1, :, 1] += 0.3 * model.graph.nodes[:, 1]  # a non-rigid stretch
+        before = model.vertices_at(1.0).clone()
+        model.refine_graph(v[:, 1] > 0.5, 6)
+        change = (model.vertices_at(1.0) - before).norm(dim=-1)
+        moved = (before - v).norm(dim=-1)
+    assert model.graph.num_nodes == 24 and float(change.mean()) < 0.05 * float(moved.mean()), (float(change.mean()), float(moved.mean()))
+    with pytest.raises(ValueError, match="candidates must have shape"):
+        model.refine_graph(torch.ones(3, dtype=torch.bool), 2)

@@ -13,7 +13,7 @@ from motion4d.gaussians.animated_mesh import MeshGaussians
 from motion4d.gaussians.rotations import quat_to_rotmat
 from motion4d.gaussians.vertex_offsets import VertexOffsets, mesh_edges, weld_vertices
 from motion4d.optim.trainer_animate import AnimateTrainer, preset
-from test_animate_core import grid_mesh, make_model, rigid_graph_motion, synthetic_driving
+from test_animate_core import grid_mesh, killed_at, make_model, rigid_graph_motion, synthetic_driving
 
 
 def test_weld_merges_seam_duplicates_only():
@@ -182,3 +182,56 @@ def test_offsets_join_only_where_the_graph_leaves_the_silhouette_off():
         decided[name] = (trainer.offsets_on, float(trainer.frame_error.max()), float(model.offsets.offsets.detach().abs().max()))
     assert decided["rigid"][0] is False and decided["rigid"][2] == 0.0, decided
     assert decided["bulge"][0] is True and decided["bulge"][2] > 0.0, decided
+
+
+@pytest.mark.parametrize("gate", [0.0, 10.0])
+def test_arap_weight_drops_only_when_the_gate_opens(gate):
+    """``lambda_arap_nonrigid`` replaces ``lambda_arap`` once the gate finds the motion non-rigid; an asset
+    whose gate stays closed keeps ``lambda_arap`` for the whole fit."""
+    times = [0.0, 0.5, 1.0]
+    cfg = preset("tiny", coverage_steps=0, offsets_start=0.5, offsets_gate=gate, lambda_arap=1.0, lambda_arap_nonrigid=0.1)
+    trainer = AnimateTrainer(cfg, make_model(times), synthetic_driving(bulge_target(times), n_views=2, size=16), 3.5)
+    trainer.before_step(0.4)
+    assert trainer.offsets_on is None and trainer.weight("loss_arap") == 1.0
+    trainer.before_step(0.6)
+    assert trainer.offsets_on is (gate == 0.0)
+    assert trainer.weight("loss_arap") == (0.1 if gate == 0.0 else 1.0)
+    assert trainer.weight("loss_arap_l1") == cfg.lambda_arap_l1
+
+
+def half_lift_target(times, height=0.3):
+    """The grid sheet with its x < 0 half rising by ``height`` × t."""
+    target = make_model(times)
+    V = target.rest_vertices
+    with torch.no_grad():
+        for f, t in enumerate(times):
+            target.offsets.offsets[f, :, 1] = height * t * (V[:, 0] < 0)
+    return target
+
+
+def test_vertex_pull_is_strongest_where_the_images_differ():
+    times = [0.0, 0.5, 1.0]
+    trainer = AnimateTrainer(preset("tiny", coverage_steps=0, warmup_fraction=0.0), make_model(times),
+                             synthetic_driving(half_lift_target(times), n_views=6, size=40), 3.5)  # fmt: skip
+    pull, x = trainer.vertex_pull(), trainer.model.rest_vertices[:, 0]
+    assert pull.shape == x.shape and all(p.grad is None for p in trainer.model.field_parameters().values())
+    assert float(pull[x < -0.3].mean()) > 2 * float(pull[x > 0.3].mean())  # the rising half, 2.6× here
+
+
+def test_graph_refines_at_the_gate_and_resumes_refined(tmp_path):
+    """An open gate with ``refine_nodes``: nodes are added, the fit goes on with the grown graph, and a run
+    resumed after the refinement matches the uninterrupted one (the checkpoint carries the graph's new shape)."""
+    times = [0.0, 0.5, 1.0]
+    views = synthetic_driving(half_lift_target(times), n_views=3, size=24)
+    cfg = preset("tiny", iters=12, ckpt_every=4, coverage_steps=0, offsets_start=0.3, offsets_gate=0.0, refine_nodes=4, refine_quantile=0.5)
+    full = AnimateTrainer(cfg, make_model(times), views, 3.5, ckpt_dir=tmp_path / "a")
+    result = full.train()
+    assert result.report["refined_nodes"] == full.model.graph.num_nodes == 10
+    assert full.model.skin_indices.max() >= 6  # vertices are bound to the new nodes
+    killed_at(AnimateTrainer(cfg, make_model(times), views, 3.5, ckpt_dir=tmp_path / "b"), 9)
+    resumed = AnimateTrainer(cfg, make_model(times), views, 3.5, ckpt_dir=tmp_path / "b")
+    resumed.train(resume=True)
+    assert resumed.model.graph.num_nodes == 10 and resumed.refined == 10
+    assert torch.equal(resumed.model.skin_indices, full.model.skin_indices)
+    assert torch.allclose(resumed.model.graph.translations, full.model.graph.translations, atol=1e-6)
+    assert torch.allclose(resumed.model.offsets.offsets, full.model.offsets.offsets, atol=1e-6)

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import torch
+from scipy.spatial import cKDTree
 from torch import Tensor, nn
 
 from motion4d.gaussians.activations import opacity_inverse, rgb_to_sh0
@@ -26,7 +27,7 @@ from motion4d.gaussians.base import GaussianParams, make_params
 from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
 from motion4d.gaussians.files import load_tensors, model_loader, save_tensors
 from motion4d.gaussians.gaussians3d import GaussianFrame
-from motion4d.gaussians.geodesic import geodesic_graph
+from motion4d.gaussians.geodesic import geodesic_graph, refine_geodesic_graph
 from motion4d.gaussians.surface import deformed_covariances, face_frames, rest_covariances, surface_points
 from motion4d.gaussians.vertex_offsets import VertexOffsets
 
@@ -129,6 +130,38 @@ class MeshGaussians(GaussianParams):
         graph = DeformationGraph(vertices[torch.from_numpy(g.node_vertices).to(**to)], frame_times, neighbors=torch.from_numpy(g.neighbors).to(**to))
         skin = (torch.from_numpy(g.skin_indices).to(**to), torch.from_numpy(g.skin_weights).to(dtype=vertices.dtype, **to))
         return cls(vertices, faces, face_ids, barycentrics, colors, graph, skin=skin, **kwargs)
+
+    def refine_graph(self, candidates: Tensor, n_new: int, *, n_neighbors: int = 6, gap: float = 1e-3) -> int:
+        """Add up to ``n_new`` graph nodes among the ``candidates [V]`` (bool) vertices, by geodesic distance
+        (:func:`motion4d.gaussians.geodesic.refine_geodesic_graph`), and rebind every vertex: more nodes
+        where the motion needs them. Each new node starts from the motion the graph gives its vertex now
+        (:meth:`DeformationGraph.grown`), so the pose changes little. Returns the number of nodes added.
+        The graph's parameters are new tensors: an optimizer holding the old ones must be rebuilt."""
+        if candidates.shape != (self.rest_vertices.shape[0],):
+            raise ValueError(f"candidates must have shape [{self.rest_vertices.shape[0]}], got {list(candidates.shape)}")
+        verts = self.rest_vertices.detach().double().cpu().numpy()
+        node_vertices = cKDTree(verts).query(self.graph.nodes.detach().double().cpu().numpy())[1]
+        g = refine_geodesic_graph(verts, self.faces.cpu().numpy(), node_vertices, candidates.cpu().numpy(), n_new, n_neighbors,
+                                  self.skin_indices.shape[1], gap=gap)  # fmt: skip
+        added = len(g.node_vertices) - self.graph.num_nodes
+        if added <= 0:
+            return 0
+        to = dict(device=self.rest_vertices.device)
+        new_vertices = torch.from_numpy(g.node_vertices[self.graph.num_nodes :]).to(**to)
+        self.graph = self.graph.grown(self.rest_vertices[new_vertices], torch.from_numpy(g.neighbors).to(**to),
+                                      self.skin_indices[new_vertices], self.skin_weights[new_vertices])  # fmt: skip
+        self.skin_indices = torch.from_numpy(g.skin_indices).to(**to)
+        self.skin_weights = torch.from_numpy(g.skin_weights).to(dtype=self.skin_weights.dtype, **to)
+        return added
+
+    def resize_graph(self, nodes: Tensor, neighbors: Tensor, skin_indices: Tensor, skin_weights: Tensor) -> None:
+        """Take a graph of another size (a refined one, e.g. from a checkpoint): ``nodes [J,3]``, ``neighbors [J,n]``
+        and the vertices' skin; the keyframe transforms start at the identity (to be loaded)."""
+        if skin_indices.shape[0] != self.rest_vertices.shape[0] or skin_indices.shape != skin_weights.shape:
+            raise ValueError("skin indices and weights must have one row per vertex and the same shape")
+        self.graph = DeformationGraph(nodes.to(self.rest_vertices), self.graph.frame_times, neighbors=neighbors.to(self.skin_indices.device))
+        self.skin_indices = skin_indices.to(self.skin_indices)
+        self.skin_weights = skin_weights.to(self.skin_weights)
 
     # ---- state ----------------------------------------------------------------------------
     _sh_degree = 0

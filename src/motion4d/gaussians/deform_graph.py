@@ -178,6 +178,27 @@ class DeformationGraph(nn.Module):
             graph.translations.copy_(tensors[prefix + "translations"])
         return graph
 
+    def grown(self, new_nodes: Tensor, neighbors: Tensor, indices: Tensor, weights: Tensor) -> "DeformationGraph":
+        """A graph with ``new_nodes [K,3]`` appended, each new node starting from the motion the graph gives
+        its position now (bound by ``indices [K,k]``, ``weights [K,k]``): its translation carries it where the
+        blend takes it, its rotation is the blend of its nodes' (sign-aligned, normalised). The pose of
+        every point near a new node is therefore (nearly) unchanged. ``neighbors [J+K,n]``: the new edges."""
+        j = self.num_nodes
+        graph = DeformationGraph(torch.cat([self.nodes, new_nodes.to(self.nodes)]), self.frame_times, neighbors=neighbors)
+        with torch.no_grad():
+            q = torch.nn.functional.normalize(self.quats, dim=-1)[:, indices]  # [T,K,k,4]
+            q = torch.where((q * q[:, :, :1]).sum(-1, keepdim=True) < 0, -q, q)
+            q_new = torch.nn.functional.normalize((weights[None, :, :, None] * q).sum(2), dim=-1)
+            R, d = self.keyframe_transforms()
+            g = self.nodes[indices]  # [K,k,3]
+            p = new_nodes.to(self.nodes)
+            moved = torch.einsum("tkcab,kcb->tkca", R[:, indices], p[:, None, :] - g) + g + d[:, indices]
+            d_new = (weights[None, :, :, None] * moved).sum(2) - p
+            graph.quats.copy_(torch.cat([self.quats.detach(), q_new], 1))
+            graph.translations.copy_(torch.cat([self.translations.detach(), d_new], 1))
+        assert graph.num_nodes == j + new_nodes.shape[0]
+        return graph
+
     def copy_frame(self, src: int, dst: int) -> None:
         """Set keyframe ``dst``'s transforms to keyframe ``src``'s (to start a new frame from its neighbour)."""
         with torch.no_grad():

@@ -18,7 +18,9 @@ hold them together as they swing apart. Here every distance is measured along th
 - :func:`geodesic_neighbors`: each node's graph edges to its geodesically nearest nodes on the same part
   (fewer where the part has fewer nodes; the row is padded with the node itself, an edge ARAP ignores).
 
-:func:`geodesic_graph` does all four. Arrays are numpy; positions ``[V,3]``, faces ``[F,3]``.
+:func:`geodesic_graph` does all four; :func:`refine_geodesic_graph` adds nodes to a graph it built, by the
+same farthest-point sampling continued from the existing nodes but restricted to chosen vertices (where a
+fit's residual stays high). Arrays are numpy; positions ``[V,3]``, faces ``[F,3]``.
 """
 
 from __future__ import annotations
@@ -113,6 +115,20 @@ def _bridge_nodeless(sg: SurfaceGraph, nodes: list[int]) -> SurfaceGraph:
         _, comp = connected_components(g, directed=False)
         sg = SurfaceGraph(sg.weld, sg.positions, g, comp)
     return sg
+
+
+def _farthest_among(sg: SurfaceGraph, dist: np.ndarray, candidates: np.ndarray, k: int) -> list[int]:
+    """Up to ``k`` welded ids among ``candidates`` [U] bool, each the candidate geodesically farthest from
+    the nodes so far (``dist`` [U]: distance to the nearest existing node, updated in place)."""
+    picks: list[int] = []
+    for _ in range(k):
+        far = np.where(candidates, dist, -np.inf)
+        pick = int(np.argmax(far))
+        if not far[pick] > 0:
+            break
+        picks.append(pick)
+        dist[:] = np.minimum(dist, dijkstra(sg.edges, directed=False, indices=pick))
+    return picks
 
 
 def geodesic_nodes(sg: SurfaceGraph, k: int) -> tuple[np.ndarray, SurfaceGraph]:
@@ -218,6 +234,30 @@ def geodesic_graph(vertices: np.ndarray, faces: np.ndarray, n_nodes: int, n_neig
     """Nodes, edges and skin of a deformation graph on the mesh, by geodesic distance (see the module docstring)."""
     sg = surface_graph(vertices, faces, gap=gap)
     nodes, sg = geodesic_nodes(sg, n_nodes)
+    return _bind(sg, nodes, n_neighbors, skin_k)
+
+
+def refine_geodesic_graph(vertices: np.ndarray, faces: np.ndarray, node_vertices: np.ndarray, candidates: np.ndarray, n_new: int,
+                          n_neighbors: int = 6, skin_k: int = 4, *, gap: float = 1e-3) -> GeodesicGraph:  # fmt: skip
+    """The graph of :func:`geodesic_graph` with up to ``n_new`` more nodes among the ``candidates`` [V] bool vertices.
+
+    The existing nodes (``node_vertices`` [J], vertex indices) keep their order and come first; each new
+    node is the candidate geodesically farthest from all nodes so far, so new nodes spread over the chosen
+    region instead of piling up. Skin and edges are recomputed over all nodes (a vertex near a new node is
+    bound to it). Fewer nodes are added where the candidates run out (every candidate is a node).
+    """
+    sg = surface_graph(vertices, faces, gap=gap)
+    old = sg.weld[np.asarray(node_vertices, dtype=np.int64)]
+    sg = _bridge_nodeless(sg, old.tolist())
+    dist = dijkstra(sg.edges, directed=False, indices=old).min(0)
+    want = np.zeros(len(sg.positions), dtype=bool)
+    want[sg.weld[np.asarray(candidates, dtype=bool)]] = True
+    new = _farthest_among(sg, dist, want, int(n_new))
+    return _bind(sg, np.concatenate([old, np.asarray(new, dtype=np.int64)]), n_neighbors, skin_k)
+
+
+def _bind(sg: SurfaceGraph, nodes: np.ndarray, n_neighbors: int, skin_k: int) -> GeodesicGraph:
+    """Skin and edges of the nodes ``nodes`` [J] (welded ids) on the bridged graph ``sg``."""
     dist = dijkstra(sg.edges, directed=False, indices=nodes)  # [J,U]
     idx, w = geodesic_skin(dist, skin_k)
     first = np.full(len(sg.positions), -1)

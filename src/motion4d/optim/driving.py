@@ -79,7 +79,15 @@ class DrivingVideoLoss:
 
     def __call__(self, ctx: StepContext) -> LossOutput:
         self.activate(ctx.progress)
-        rows = self.sample_rows(ctx.generator)
+        return self.terms(self.sample_rows(ctx.generator))
+
+    def frame_rows(self, frame: int, max_views: int = 8) -> Tensor:
+        """Up to ``max_views`` image rows of keyframe ``frame``, spread over its views."""
+        rows = self.rows_of_frame[frame]
+        return rows[torch.linspace(0, len(rows) - 1, min(max_views, len(rows))).round().long()]
+
+    def terms(self, rows: Tensor) -> LossOutput:
+        """The terms over the image rows ``rows``."""
         ft = self.model.graph.frame_times.cpu()
         v = self.views
         zero = torch.zeros((), device=v.images.device)
@@ -116,8 +124,8 @@ class DrivingVideoLoss:
         v = self.views
         errors = torch.zeros(self.n_frames)
         ft = self.model.graph.frame_times
-        for f, rows in enumerate(self.rows_of_frame):
-            idx = rows[torch.linspace(0, len(rows) - 1, min(max_views, len(rows))).round().long()].to(v.images.device)
+        for f in range(self.n_frames):
+            idx = self.frame_rows(f, max_views).to(v.images.device)
             out = render_frame(self.model.at_time(float(ft[f])), v.viewmats[idx], v.Ks[idx], v.width, v.height, background=self.background,
                                backend=self.backend)  # fmt: skip
             got, target = (out.alpha, v.alphas[idx]) if v.alphas is not None else (out.rgb, v.images[idx])

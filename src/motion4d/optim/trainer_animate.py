@@ -26,6 +26,13 @@ turns them off, ``offsets_gate`` 0 on.
 ``lambda_arap`` trades motion amplitude against fidelity as in Animate3D: high values keep the asset
 rigid-ish (faithful shape, damped motion), low values follow the video more freely.
 
+An open gate also says the motion is not (only) articulated, so the fit switches to a non-rigid mode for
+the rest of training: ARAP weighs ``lambda_arap_nonrigid`` instead (a stretch is what ARAP forbids), and
+``refine_nodes`` more graph nodes go where the images pull hardest on the surface (the norm of the image
+loss's gradient with respect to each vertex's offset, summed over keyframes), spread by geodesic
+farthest-point sampling and starting from the motion the graph already gives them. Articulated assets,
+whose gate stays closed, never see either.
+
 Frames are brought in progressively (tracking, see :mod:`motion4d.optim.driving`) over the first
 ``warmup_fraction`` of training. The trainer reports (:meth:`AnimateTrainer.report`) whether the offsets
 trained, the keyframes' silhouette errors when that was decided and at the end, and the coverage fit's
@@ -51,7 +58,7 @@ from motion4d.optim.coverage import CoverageFit, fit_coverage
 from motion4d.optim.driving import DrivingVideoLoss
 from motion4d.optim.providers import TrainViews
 from motion4d.optim.strategy import DensifyConfig
-from motion4d.optim.trainer_base import GaussianTrainer, TrainConfig, TrainResult, decayed, replace_preset
+from motion4d.optim.trainer_base import GaussianTrainer, TrainConfig, TrainResult, decayed, rebuilt_optimizer, replace_preset
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -118,6 +125,10 @@ class AnimateConfig(TrainConfig):
     """Weight of the silhouette chamfer between projected surface points and the images' alpha masks."""
     lambda_arap: float = 1.0
     """Weight of the graph's as-rigid-as-possible term."""
+    lambda_arap_nonrigid: float = 1.0
+    """Weight of the ARAP term once the gate has found the motion non-rigid (the vertex offsets train, see
+    ``offsets_gate``): a stretching or morphing shape is what ARAP forbids, and the graph should carry what
+    it can of it. Assets whose gate stays closed never use it."""
     lambda_arap_l1: float = 0.0
     """Weight of the nearly-L1 (Charbonnier) ARAP term (see :mod:`motion4d.gaussians.deform_graph`): keeps
     what does not move rigid while letting joints bend."""
@@ -145,6 +156,13 @@ class AnimateConfig(TrainConfig):
     CesiumMilkTruck 0.02, the tuning characters' thin legs and arms 0.17–0.18 (with the offsets their
     chamfer doubles: they explain shading by moving the surface); AnimatedMorphSphere 0.54 at its peak
     frame, where the offsets are the morph."""
+    refine_nodes: int = 0
+    """Graph nodes added when the gate opens (0: none), where the images pull hardest on the surface: the
+    vertices whose image-loss gradient (summed over keyframes) is in the top ``1 − refine_quantile`` get
+    new nodes, spread over them by geodesic farthest-point sampling (:meth:`MeshGaussians.refine_graph`).
+    Assets whose gate stays closed never refine."""
+    refine_quantile: float = 0.75
+    """Vertices above this quantile of the image loss's pull are where new nodes go (see ``refine_nodes``)."""
     lambda_offset_laplacian: float = 0.01
     """Weight of the offsets' squared uniform Laplacian (in mean edge lengths): offsets must vary smoothly
     over the surface. AnimatedMorphSphere (offsets from the start, lr 3e-3): 1 → surface chamfer 1.06 %,
@@ -165,7 +183,8 @@ class AnimateConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         at_least(self, 1, "batch_views", "n_nodes", "n_neighbors", "skin_k")
-        at_least(self, 0, "offsets_gate", "coverage_steps", "graph_gap")
+        at_least(self, 0, "offsets_gate", "coverage_steps", "graph_gap", "refine_nodes")
+        within(self, "refine_quantile", 0.0, 1.0)
         positive(self, "scale_factor")
         within(self, "warmup_fraction", 0.0, 1.0)
         within(self, "offsets_start", 0.0, 1.0)
@@ -220,6 +239,8 @@ class AnimateTrainer(GaussianTrainer):
         self.losses.append(self.driving)
         self.frame_error = torch.full((self.driving.n_frames,), float("nan"))
         """[T] each keyframe's relative silhouette (or colour) error when the offsets were decided (NaN before)."""
+        self.refined: int | None = None
+        """The graph's node count after refinement (None: not refined)."""
         self.coverage: CoverageFit | None = None
         """The coverage fit's result (None: not run by this trainer, e.g. resumed or splats)."""
 
@@ -244,11 +265,12 @@ class AnimateTrainer(GaussianTrainer):
         """``vertex_offsets`` (whether they trained; None: not decided), ``silhouette_errors`` (each keyframe's
         when that was decided; None: not measured), ``keyframe_silhouette_errors`` (each keyframe's now, see
         :meth:`keyframe_errors`), ``coverage_alpha_l1`` (the coverage fit's mean alpha error before and after;
-        None: it did not run in this call)."""
+        None: it did not run in this call), ``refined_nodes`` (the graph's node count after refinement; None:
+        not refined)."""
         measured = not bool(torch.isnan(self.frame_error).any())
         coverage = None if self.coverage is None else [self.coverage.l1_before, self.coverage.l1_after]
         return {"vertex_offsets": self.offsets_on, "silhouette_errors": self.frame_error.tolist() if measured else None,
-                "keyframe_silhouette_errors": self.keyframe_errors(), "coverage_alpha_l1": coverage}  # fmt: skip
+                "keyframe_silhouette_errors": self.keyframe_errors(), "coverage_alpha_l1": coverage, "refined_nodes": self.refined}  # fmt: skip
 
     def keyframe_errors(self) -> list[float]:
         """Each keyframe's relative silhouette error of the model as it is now, Σ|alpha − mask| / Σ mask over
@@ -281,7 +303,16 @@ class AnimateTrainer(GaussianTrainer):
                  "offsets_on": torch.tensor(-1 if self.offsets_on is None else int(self.offsets_on))}  # fmt: skip
         if isinstance(self.model, MeshGaussians):  # the coverage fit's sizes
             state["rest_covars"] = self.model.rest_covars.detach()
+        if self.refined is not None:  # the refined graph's shape (the base class saves its transforms)
+            m = self.model
+            state.update(graph_nodes=m.graph.nodes, graph_neighbors=m.graph.neighbors, skin_indices=m.skin_indices, skin_weights=m.skin_weights)
         return state
+
+    def before_restore(self, state: dict[str, Tensor]) -> None:
+        """A checkpoint of a refined graph: resize the model's graph to it before its transforms load."""
+        if "graph_nodes" in state and isinstance(self.model, MeshGaussians):
+            self.model.resize_graph(state["graph_nodes"], state["graph_neighbors"], state["skin_indices"], state["skin_weights"])
+            self.refined = self.model.graph.num_nodes
 
     def load_extra_state(self, state: dict[str, Tensor]) -> None:
         if "active" in state:
@@ -295,6 +326,11 @@ class AnimateTrainer(GaussianTrainer):
                 raise ValueError("checkpoint: rest_covars do not match the model")
             with torch.no_grad():
                 self.model.rest_covars.copy_(state["rest_covars"].to(self.model.rest_covars))
+
+    def weight(self, name: str) -> float:
+        if name == "loss_arap" and self.offsets_on:
+            return self.config.lambda_arap_nonrigid
+        return super().weight(name)
 
     def model_terms(self, t: float | None) -> dict[str, Tensor]:
         terms = super().model_terms(t)
@@ -310,6 +346,36 @@ class AnimateTrainer(GaussianTrainer):
         self.offsets_on = cfg.offsets_gate <= 0 or worst > cfg.offsets_gate
         log.info("animate: worst keyframe silhouette error %.3f (gate %.3f): vertex offsets %s", worst, cfg.offsets_gate,
                  "on" if self.offsets_on else "off (the graph makes the shapes)")  # fmt: skip
+        if self.offsets_on and cfg.refine_nodes > 0:
+            self.refine_graph()
+
+    def vertex_pull(self) -> Tensor:
+        """[V] how hard the images pull on each vertex: the norm of the weighted image loss's gradient with
+        respect to its offset, summed over the keyframes (up to 8 images each)."""
+        offsets = self.model.offsets.offsets
+        self.optimizer.zero_grad(set_to_none=True)
+        for f in range(self.driving.n_frames):
+            out = self.driving.terms(self.driving.frame_rows(f))
+            loss = sum((self.weight(k) * v for k, v in out.losses.items() if self.weight(k)), torch.zeros((), device=self.device))
+            if loss.requires_grad:
+                loss.backward()
+        pull = torch.zeros(offsets.shape[1], device=offsets.device) if offsets.grad is None else offsets.grad.detach().norm(dim=-1).sum(0)
+        self.optimizer.zero_grad(set_to_none=True)
+        return pull[self.model.offsets.weld]
+
+    def refine_graph(self) -> int:
+        """Add ``refine_nodes`` graph nodes where the images pull hardest (see the config) and rebuild the
+        optimizer, keeping every other parameter's Adam state; returns the number added."""
+        cfg = self.config
+        pull = self.vertex_pull()
+        candidates = pull >= torch.quantile(pull.double(), cfg.refine_quantile).to(pull)
+        before = self.model.graph.num_nodes
+        added = self.model.refine_graph(candidates & (pull > 0), cfg.refine_nodes, n_neighbors=cfg.n_neighbors, gap=cfg.graph_gap)
+        if added:
+            self.optimizer = rebuilt_optimizer(self.optimizer, self.make_optimizer())
+        self.refined = self.model.graph.num_nodes
+        log.info("animate: graph refined from %d to %d nodes where the images pull hardest", before, self.refined)
+        return added
 
     def postfix(self, loss: float) -> dict[str, object]:
         return {**super().postfix(loss), "frames": f"{self.driving.active}/{self.driving.n_frames}"}

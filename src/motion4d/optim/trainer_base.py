@@ -160,6 +160,33 @@ class TrainResult:
     """What the trainer reports beyond these (JSON-ready; see :meth:`GaussianTrainer.report`)."""
 
 
+def rebuilt_optimizer(old: torch.optim.Adam, new: torch.optim.Adam) -> torch.optim.Adam:
+    """``new`` (the same named groups as ``old``, some parameters replaced by grown ones) with ``old``'s Adam
+    state carried over: a kept parameter keeps its state; one that grew along a dimension keeps the old
+    entries' moments, its new entries start with no momentum and the old entries' mean second moment
+    (so their first steps are not the large ones a zero second moment would give)."""
+    olds = {g["name"]: g["params"][0] for g in old.param_groups}
+    for group in new.param_groups:
+        p, q = group["params"][0], olds.get(group["name"])
+        state = old.state.get(q) if q is not None else None
+        if not state:
+            continue
+        if p is q or p.shape == q.shape:
+            new.state[p] = state
+            continue
+        grown = [d for d in range(p.dim()) if p.shape[d] != q.shape[d]]
+        if len(grown) != 1 or p.shape[grown[0]] < q.shape[grown[0]] or p.dim() != q.dim():
+            continue  # not a growth: start afresh
+        d, n = grown[0], q.shape[grown[0]]
+        carried = {"step": state["step"]}
+        for key in ("exp_avg", "exp_avg_sq"):
+            fill = torch.zeros_like(p) if key == "exp_avg" else state[key].mean(dim=d, keepdim=True).expand_as(p).clone()
+            fill.narrow(d, 0, n).copy_(state[key])
+            carried[key] = fill
+        new.state[p] = carried
+    return new
+
+
 def decayed(lr0: float, lr1: float, progress: float) -> float:
     """Exponential interpolation from ``lr0`` (progress 0) to ``lr1`` (progress 1); linear when either is 0
     (a rate of 0 freezes the parameters)."""
@@ -269,6 +296,9 @@ class GaussianTrainer:
     def load_extra_state(self, state: dict[str, Tensor]) -> None:
         """Restore what :meth:`extra_state` returned."""
 
+    def before_restore(self, state: dict[str, Tensor]) -> None:
+        """Hook run with a checkpoint's :meth:`extra_state` before its parameters load (e.g. to resize the model)."""
+
     def save(self) -> Path | None:
         """Write a checkpoint of the current state (and drop old ones)."""
         if self.ckpt_dir is None:
@@ -291,6 +321,7 @@ class GaussianTrainer:
             path, ckpt = found
         else:
             ckpt = load_checkpoint(path)
+        self.before_restore({k.split(".", 1)[1]: v for k, v in ckpt.extra.items() if k.startswith("trainer.")})
         missing = set(self.model.params) ^ set(ckpt.params)
         if missing:
             raise ValueError(f"{path}: parameters do not match the model ({', '.join(sorted(missing))})")

@@ -106,6 +106,8 @@ class AnimateReport(SplitReport):
     its training images (data without alpha: the relative colour error): how well the fit explains each
     frame's images, so that the frames it failed on stand out (the fits of the benchmark assets stay below
     about 0.1; above ``offsets_gate`` is logged as a warning)."""
+    refined_nodes: int | None = None
+    """The graph's node count after the gate refined it (``refine_nodes``; None: not refined)."""
     coverage_alpha_l1: list[float] | None = None
     """Mean |alpha − mesh coverage| of the rest pose in the driving cameras before and after the coverage
     fit (None when it did not run: splats, resumed runs, ``coverage_steps`` 0)."""
@@ -279,7 +281,7 @@ def animate(
         **run.summary(result, metrics, split), vertex_error_pct=verr, motion_amplitude=amplitude, n_nodes=model.graph.num_nodes,
         n_frames=model.graph.num_frames, duration_s=duration, vertex_offsets=result.report["vertex_offsets"],
         silhouette_errors=result.report["silhouette_errors"], keyframe_silhouette_errors=result.report["keyframe_silhouette_errors"],
-        coverage_alpha_l1=result.report["coverage_alpha_l1"],
+        coverage_alpha_l1=result.report["coverage_alpha_l1"], refined_nodes=result.report["refined_nodes"],
     )  # fmt: skip
     run.write_report(report)
     log.info("animate: %s PSNR %.2f dB, vertex error %s, motion %.3f, %d steps in %.0f s", split, report.psnr,
