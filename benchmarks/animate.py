@@ -112,6 +112,9 @@ def run_one(root: Path, name: str, out: Path, args) -> dict:
             cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     if args.iters is not None:
         cmd += ["--iters", str(args.iters)]
+    for item in args.set:
+        key, _, value = item.partition("=")
+        cmd += ["--" + key.replace("_", "-"), value]
     keys = ("vertex_error_pct", "psnr", "ssim", "motion_amplitude", "n_gaussians", "n_nodes", "iters", "seconds", "duration_s", "vertex_offsets",
             "silhouette_errors", "keyframe_silhouette_errors")
     r = run_motion4d(cmd, out, keys)
@@ -148,6 +151,7 @@ def main() -> int:
     ap.add_argument("--lambda-offset-laplacian", type=float, default=None)
     ap.add_argument("--nodes", type=int, default=None)
     ap.add_argument("--graph-metric", choices=("geodesic", "euclidean"), default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any other animate setting (repeatable), e.g. lambda_mask=0.2")
     ap.add_argument("--characters", default=None, help="a 'motion4d dataset characters' folder: add its held-out datasets")
     ap.add_argument("--character-split", default="held_out", choices=("held_out", "tuning"), help="which of its datasets (tuning: for choosing defaults)")
     ap.add_argument("--only", default=None, help="comma-separated character datasets to keep (default: all of the split)")

@@ -263,3 +263,23 @@ def test_config_ranges_are_checked_naming_the_field(make, message):
     with pytest.raises(ValueError) as e:
         make()
     assert str(e.value).startswith(message)
+
+
+def test_rebuilt_optimizer_keeps_kept_state_and_grows_grown_state():
+    from motion4d.optim.trainer_base import rebuilt_optimizer
+
+    a, b = torch.nn.Parameter(torch.ones(2, 3)), torch.nn.Parameter(torch.ones(2, 3, 4))
+    old = torch.optim.Adam([{"params": [a], "name": "a"}, {"params": [b], "name": "b"}])
+    ((a * torch.arange(6.0).reshape(2, 3)).sum() + (b * 2).sum()).backward()
+    old.step()
+    grown = torch.nn.Parameter(torch.ones(2, 5, 4))
+    new = rebuilt_optimizer(old, torch.optim.Adam([{"params": [a], "name": "a"}, {"params": [grown], "name": "b"}]))
+    assert new.state[a] is old.state[a]
+    s, o = new.state[grown], old.state[b]
+    assert torch.equal(s["exp_avg"][:, :3], o["exp_avg"]) and bool((s["exp_avg"][:, 3:] == 0).all())
+    assert torch.equal(s["exp_avg_sq"][:, :3], o["exp_avg_sq"])
+    assert torch.allclose(s["exp_avg_sq"][:, 3:], o["exp_avg_sq"].mean(1, keepdim=True).expand(2, 2, 4))
+    assert float(s["step"]) == float(o["step"])
+    grown.grad = torch.ones_like(grown)
+    new.step()  # the carried state is usable
+    assert torch.isfinite(grown).all()
