@@ -347,3 +347,23 @@ def test_arap_l1_is_zero_for_rigid_motion_and_prefers_one_joint_to_a_drift():
     gathered = (float(graph.arap()), float(graph.arap_l1()))
     assert gathered[0] == pytest.approx(spread[0], rel=1e-4) and s > 0
     assert gathered[1] < 0.5 * spread[1], (spread, gathered)  # L1 charges the drift far more than the one bend
+
+
+def test_a_degenerate_face_leaves_the_gradients_finite():
+    """A zero-area face (real meshes have them: a collapsed cap, a welded tip) holds no Gaussians, but its
+    frame is computed with the others: its gradient must stay finite, or every step is skipped."""
+    V, F = grid_mesh(4)
+    V = torch.cat([V, V[1:2]])
+    F = torch.cat([F, torch.tensor([[0, 1, V.shape[0] - 1]])])  # two of its corners coincide (a seam duplicate)
+    fid, bary = sample_surface(V, F, 200, generator=torch.Generator().manual_seed(0))
+    assert not bool((fid == F.shape[0] - 1).any())
+    model = MeshGaussians.build(V, F, fid, bary, torch.full((len(fid), 3), 0.5), torch.tensor([0.0, 1.0]), n_nodes=4)
+    with torch.no_grad():
+        model.graph.translations[1] = torch.tensor([0.0, 0.1, 0.0])
+    views = orbit_viewmats(2, 3.5, elevation_deg=35.0, up=(0.0, 1.0, 0.0))
+    K = intrinsics_from_fov(50.0, 16, 16).expand(2, 3, 3)
+    out = render_frame(model.at_time(1.0), views, K, 16, 16, background=torch.ones(3))
+    out.alpha.sum().backward()
+    grads = [model.graph.translations.grad, model.graph.quats.grad, model.offsets.offsets.grad]
+    assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
+    assert float(model.graph.translations.grad.abs().sum()) > 0

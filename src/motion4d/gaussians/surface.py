@@ -34,7 +34,7 @@ def face_frames(vertices: Tensor, faces: Tensor) -> Tensor:
     e1, e2 = b - a, c - a
     n = torch.linalg.cross(e1, e2)
     length = n.norm(dim=-1, keepdim=True)
-    normal = n / length.clamp_min(1e-20) * length.clamp_min(0).sqrt()
+    normal = n / length.clamp_min(1e-20) * length.clamp_min(1e-20).sqrt()  # degenerate faces: 0, with a finite gradient
     return torch.stack([e1, e2, normal], dim=-1)
 
 

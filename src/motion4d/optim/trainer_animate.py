@@ -266,11 +266,12 @@ class AnimateTrainer(GaussianTrainer):
         when that was decided; None: not measured), ``keyframe_silhouette_errors`` (each keyframe's now, see
         :meth:`keyframe_errors`), ``coverage_alpha_l1`` (the coverage fit's mean alpha error before and after;
         None: it did not run in this call), ``refined_nodes`` (the graph's node count after refinement; None:
-        not refined)."""
+        not refined), ``skipped_steps`` (steps whose loss or gradient was not finite, so not applied)."""
         measured = not bool(torch.isnan(self.frame_error).any())
         coverage = None if self.coverage is None else [self.coverage.l1_before, self.coverage.l1_after]
         return {"vertex_offsets": self.offsets_on, "silhouette_errors": self.frame_error.tolist() if measured else None,
-                "keyframe_silhouette_errors": self.keyframe_errors(), "coverage_alpha_l1": coverage, "refined_nodes": self.refined}  # fmt: skip
+                "keyframe_silhouette_errors": self.keyframe_errors(), "coverage_alpha_l1": coverage, "refined_nodes": self.refined,
+                "skipped_steps": self.skipped_steps}  # fmt: skip
 
     def keyframe_errors(self) -> list[float]:
         """Each keyframe's relative silhouette error of the model as it is now, Σ|alpha − mask| / Σ mask over

@@ -108,6 +108,9 @@ class AnimateReport(SplitReport):
     about 0.1; above ``offsets_gate`` is logged as a warning)."""
     refined_nodes: int | None = None
     """The graph's node count after the gate refined it (``refine_nodes``; None: not refined)."""
+    skipped_steps: int = 0
+    """Steps not applied because their loss or gradient was not finite (in this call; more than a few means
+    the fit did not run as it should)."""
     coverage_alpha_l1: list[float] | None = None
     """Mean |alpha − mesh coverage| of the rest pose in the driving cameras before and after the coverage
     fit (None when it did not run: splats, resumed runs, ``coverage_steps`` 0)."""
@@ -282,6 +285,7 @@ def animate(
         n_frames=model.graph.num_frames, duration_s=duration, vertex_offsets=result.report["vertex_offsets"],
         silhouette_errors=result.report["silhouette_errors"], keyframe_silhouette_errors=result.report["keyframe_silhouette_errors"],
         coverage_alpha_l1=result.report["coverage_alpha_l1"], refined_nodes=result.report["refined_nodes"],
+        skipped_steps=result.report["skipped_steps"],
     )  # fmt: skip
     run.write_report(report)
     log.info("animate: %s PSNR %.2f dB, vertex error %s, motion %.3f, %d steps in %.0f s", split, report.psnr,
