@@ -20,7 +20,7 @@ REPORT_KEYS = {
     "fit3d": SPLIT_KEYS,
     "reconstruct": SPLIT_KEYS | {"motion_amplitude", "model", "sampler"},
     "animate": SPLIT_KEYS | {"vertex_error_pct", "motion_amplitude", "n_nodes", "n_frames", "duration_s", "vertex_offsets",
-                             "silhouette_errors", "keyframe_silhouette_errors", "coverage_alpha_l1"},
+                             "silhouette_errors", "keyframe_silhouette_errors", "coverage_alpha_l1", "refined_nodes", "skipped_steps"},
 }  # fmt: skip
 """report.json's keys as they were before the run folder became one mechanism."""
 pytestmark = pytest.mark.usefixtures("fake_kind")

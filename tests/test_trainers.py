@@ -102,7 +102,7 @@ def test_every_animate_preset_runs_two_steps(name, mesh_world):
     result = trainer.train()
     assert result.steps == 2 and _finite(result)
     assert {"loss_photometric", "loss_mask", "loss_silhouette", "loss_arap", "loss_motion_smoothness"} <= set(result.terms)
-    assert set(result.report) == {"vertex_offsets", "silhouette_errors", "keyframe_silhouette_errors", "coverage_alpha_l1"}
+    assert set(result.report) == {"vertex_offsets", "silhouette_errors", "keyframe_silhouette_errors", "coverage_alpha_l1", "refined_nodes", "skipped_steps"}
     assert len(result.report["keyframe_silhouette_errors"]) == 3 and all(e >= 0 for e in result.report["keyframe_silhouette_errors"])
     assert len(result.report["coverage_alpha_l1"]) == 2 and trainer.coverage is not None
 
