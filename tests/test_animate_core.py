@@ -367,3 +367,19 @@ def test_a_degenerate_face_leaves_the_gradients_finite():
     grads = [model.graph.translations.grad, model.graph.quats.grad, model.offsets.offsets.grad]
     assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
     assert float(model.graph.translations.grad.abs().sum()) > 0
+
+
+def test_inset_moves_the_gaussians_behind_their_faces_only(tmp_path):
+    V, F = grid_mesh(4)
+    fid, bary = sample_surface(V, F, 100, generator=torch.Generator().manual_seed(0))
+    colors = torch.full((len(fid), 3), 0.5)
+    flat = MeshGaussians.build(V, F, fid, bary, colors, torch.tensor([0.0, 1.0]), n_nodes=4)
+    inset = MeshGaussians.build(V, F, fid, bary, colors, torch.tensor([0.0, 1.0]), n_nodes=4, inset=1.0)
+    a, b = flat.at_time(0.5), inset.at_time(0.5)
+    f = V[F[fid]]
+    normal = torch.nn.functional.normalize(torch.linalg.cross(f[:, 1] - f[:, 0], f[:, 2] - f[:, 0]), dim=-1)
+    size = (a.covars.diagonal(dim1=-2, dim2=-1).sum(-1) / 2).sqrt()
+    assert torch.allclose(b.means, a.means - size[:, None] * normal, atol=1e-6)
+    assert torch.equal(b.covars, a.covars) and torch.equal(inset.vertices_at(0.5), flat.vertices_at(0.5))
+    back = MeshGaussians.load(inset.save(tmp_path / "m.safetensors"))
+    assert torch.allclose(back.at_time(0.5).means, b.means)

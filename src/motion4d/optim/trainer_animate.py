@@ -105,6 +105,11 @@ class AnimateConfig(TrainConfig):
     1.02, CesiumMilkTruck 1.02, AnimatedMorphSphere 0.95 / 1.03; 0.5 → 1.07, 1.04, 1.00 / 1.06. Too much
     alpha fattens the silhouettes and the fit shrinks the mesh to match (at 0.5 CesiumMilkTruck's static
     body shrank 1.3 %)."""
+    surface_inset: float = 0.0
+    """How far each surface Gaussian sits behind its face, in its own sizes (rendering only; see
+    :class:`~motion4d.gaussians.animated_mesh.MeshGaussians`). Our Gaussians render the true shape about
+    a third of a pixel fat at the outline, and the fit shrinks the shape to match the images (see the
+    README); an inset of about 1 takes that back. Not yet measured across the benchmark assets, so 0."""
     lr_sh0: float = 2e-2
     """Learning rate of the Gaussians' colours: they absorb the driving video's lighting and shading (a
     Cycles render of a light-grey material can look dark grey), quickly, so that motion is not used to
