@@ -183,7 +183,6 @@ class DeformationGraph(nn.Module):
         its position now (bound by ``indices [K,k]``, ``weights [K,k]``): its translation carries it where the
         blend takes it, its rotation is the blend of its nodes' (sign-aligned, normalised). The pose of
         every point near a new node is therefore (nearly) unchanged. ``neighbors [J+K,n]``: the new edges."""
-        j = self.num_nodes
         graph = DeformationGraph(torch.cat([self.nodes, new_nodes.to(self.nodes)]), self.frame_times, neighbors=neighbors)
         with torch.no_grad():
             q = torch.nn.functional.normalize(self.quats, dim=-1)[:, indices]  # [T,K,k,4]
@@ -196,7 +195,6 @@ class DeformationGraph(nn.Module):
             d_new = (weights[None, :, :, None] * moved).sum(2) - p
             graph.quats.copy_(torch.cat([self.quats.detach(), q_new], 1))
             graph.translations.copy_(torch.cat([self.translations.detach(), d_new], 1))
-        assert graph.num_nodes == j + new_nodes.shape[0]
         return graph
 
     def copy_frame(self, src: int, dst: int) -> None:

@@ -171,11 +171,11 @@ def rebuilt_optimizer(old: torch.optim.Adam, new: torch.optim.Adam) -> torch.opt
         state = old.state.get(q) if q is not None else None
         if not state:
             continue
-        if p is q or p.shape == q.shape:
+        if p.shape == q.shape:
             new.state[p] = state
             continue
-        grown = [d for d in range(p.dim()) if p.shape[d] != q.shape[d]]
-        if len(grown) != 1 or p.shape[grown[0]] < q.shape[grown[0]] or p.dim() != q.dim():
+        grown = [d for d in range(p.dim()) if p.shape[d] != q.shape[d]] if p.dim() == q.dim() else []
+        if len(grown) != 1 or p.shape[grown[0]] < q.shape[grown[0]]:
             continue  # not a growth: start afresh
         d, n = grown[0], q.shape[grown[0]]
         carried = {"step": state["step"]}
@@ -321,7 +321,8 @@ class GaussianTrainer:
             path, ckpt = found
         else:
             ckpt = load_checkpoint(path)
-        self.before_restore({k.split(".", 1)[1]: v for k, v in ckpt.extra.items() if k.startswith("trainer.")})
+        trainer_state = {k.split(".", 1)[1]: v for k, v in ckpt.extra.items() if k.startswith("trainer.")}
+        self.before_restore(trainer_state)
         missing = set(self.model.params) ^ set(ckpt.params)
         if missing:
             raise ValueError(f"{path}: parameters do not match the model ({', '.join(sorted(missing))})")
@@ -340,7 +341,7 @@ class GaussianTrainer:
         self.strategy.load_state_dict({k.split(".", 1)[1]: v for k, v in ckpt.extra.items() if k.startswith("strategy.")}, self.device)
         if "rng.trainer" in ckpt.extra:
             self.generator.set_state(ckpt.extra["rng.trainer"])
-        self.load_extra_state({k.split(".", 1)[1]: v for k, v in ckpt.extra.items() if k.startswith("trainer.")})
+        self.load_extra_state(trainer_state)
         self.step, self.seconds = ckpt.step, ckpt.seconds
         log.info("resumed from %s at step %d (%d Gaussians)", path, self.step, len(self.model))
         return True
