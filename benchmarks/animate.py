@@ -159,7 +159,7 @@ def main() -> int:
     ap.add_argument("--json", default="benchmarks/results/animate.json", help="where to write the results (after every asset)")
     ap.add_argument("--resume", action="store_true", help="keep the rows of --json measured with the same settings (a stopped run goes on)")
     args = ap.parse_args()
-    settings = {k: v for k, v in vars(args).items() if k not in ("json", "resume", "assets", "characters", "runs")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("json", "resume", "assets", "characters", "only", "runs")}
     kept = {}
     if args.resume and Path(args.json).is_file():
         old = json.loads(Path(args.json).read_text())

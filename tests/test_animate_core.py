@@ -383,3 +383,31 @@ def test_inset_moves_the_gaussians_behind_their_faces_only(tmp_path):
     assert torch.equal(b.covars, a.covars) and torch.equal(inset.vertices_at(0.5), flat.vertices_at(0.5))
     back = MeshGaussians.load(inset.save(tmp_path / "m.safetensors"))
     assert torch.allclose(back.at_time(0.5).means, b.means)
+
+
+def test_max_stretch_limits_only_the_faces_that_stretch_past_it(tmp_path):
+    V, F = grid_mesh(4)
+    V[:, 1] = 0.0  # flat: stretching x by f multiplies every face's area by f exactly
+    fid, bary = sample_surface(V, F, 100, generator=torch.Generator().manual_seed(0))
+    colors, times = torch.full((len(fid), 3), 0.5), torch.tensor([0.0, 1.0])
+    free = MeshGaussians.build(V, F, fid, bary, colors, times, n_nodes=4)
+    capped = MeshGaussians.build(V, F, fid, bary, colors, times, n_nodes=4, max_stretch=1.5)
+    for factor in (1.2, 3.0):  # x stretched: each face's area × factor, linear stretch √factor
+        for m in (free, capped):
+            with torch.no_grad():
+                m.offsets.offsets[1] = 0.0
+                m.offsets.offsets[1, :, 0] = V[:, 0] * (factor - 1.0)
+        a, b = free.at_time(1.0).covars, capped.at_time(1.0).covars
+        if factor == 1.2:  # √1.2 < 1.5: untouched, bit for bit
+            assert torch.equal(a, b)
+        else:  # √3 > 1.5: scaled by (1.5 / √3)² in every direction
+            assert torch.allclose(b, a * (1.5 / math.sqrt(3.0)) ** 2, rtol=1e-5, atol=1e-10)
+            assert not torch.allclose(b, a)
+    assert torch.equal(free.at_time(0.0).covars, capped.at_time(0.0).covars)
+    capped.at_time(1.0).covars.sum().backward()
+    grad = capped.offsets.offsets.grad
+    assert grad is not None and bool(torch.isfinite(grad).all()) and float(grad.abs().sum()) > 0
+    back = MeshGaussians.load(capped.save(tmp_path / "m.safetensors"))
+    assert float(back.max_stretch) == 1.5 and torch.allclose(back.at_time(1.0).covars, capped.at_time(1.0).covars)
+    with pytest.raises(ValueError, match="max_stretch"):
+        MeshGaussians.build(V, F, fid, bary, colors, times, n_nodes=4, max_stretch=0.5)

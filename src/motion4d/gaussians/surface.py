@@ -208,13 +208,22 @@ def surface_points(vertices: Tensor, faces: Tensor, face_ids: Tensor, barycentri
     return (barycentrics[:, :, None] * tri).sum(1)
 
 
-def deformed_covariances(rest_frames_inv: Tensor, vertices: Tensor, faces: Tensor, face_ids: Tensor, rest_covars: Tensor) -> Tensor:
+def deformed_covariances(rest_frames_inv: Tensor, vertices: Tensor, faces: Tensor, face_ids: Tensor, rest_covars: Tensor, *, max_stretch: float = 0.0) -> Tensor:
     """[N,3,3] covariances after the faces moved to ``vertices [V,3]``.
 
     Args:
         rest_frames_inv: [F,3,3] inverses of the rest pose's :func:`face_frames`.
         rest_covars: [N,3,3] covariances at rest (:func:`rest_covariances`).
+        max_stretch: the most a face's Gaussians grow (0: no limit). A face whose linear stretch
+            s = |det A|^(1/3) (A: the map from its rest frame to its posed one; s² is its area ratio) exceeds
+            it has its Gaussians' deformation scaled by max_stretch / s (not differentiated: a size rule,
+            not something to fit). Faces that stretch less are unchanged, bit for bit.
     """
     A = face_frames(vertices, faces) @ rest_frames_inv  # [F,3,3]
+    if max_stretch > 0:
+        det = (A[:, :, 0] * torch.linalg.cross(A[:, :, 1], A[:, :, 2])).sum(-1)  # triple product: finite for degenerate faces
+        stretch = det.detach().abs().clamp_min(1e-30) ** (1.0 / 3.0)
+        k = (max_stretch / stretch).clamp(max=1.0)
+        A = torch.where((k < 1.0)[:, None, None], A * k[:, None, None], A)
     Ai = A[face_ids]
     return Ai @ rest_covars @ Ai.transpose(-1, -2)

@@ -114,6 +114,14 @@ class AnimateConfig(TrainConfig):
     CesiumMilkTruck 0.38 → 0.27 %, AnimatedMorphSphere 0.84 → 0.79 %, the seven held-out characters
     0.15–0.35 % from 0.19–0.50 %, each lower, and per-vertex error lower on all ten; test PSNR 0.2–2.6 dB
     higher on nine (the sphere's 0.1 dB lower). The sphere's stretched peak frame fits worse (1.28 → 1.38 %)."""
+    surface_max_stretch: float = 0.0
+    """The most a face's surface Gaussians grow with it, in linear size (0: no limit; rendering only, see
+    :class:`~motion4d.gaussians.animated_mesh.MeshGaussians`). Gaussians that stretch with their faces
+    spill past the outline: at AnimatedMorphSphere's peak (faces stretched up to 9×, a quarter of them
+    folded over) the true shape renders 37 % more alpha than it covers without a limit, 4 % less at 1.5.
+    Off by default: at 1.5 the sphere's fit did not move closer (chamfer 0.77 % either way, worst frame
+    1.33 → 1.34 %, test PSNR 31.6 → 30.9 dB; one run each) — from its fit, the way to the folded truth
+    leads through shapes that explain the images worse than either (``benchmarks/truth_loss.py``)."""
     lr_sh0: float = 2e-2
     """Learning rate of the Gaussians' colours: they absorb the driving video's lighting and shading (a
     Cycles render of a light-grey material can look dark grey), quickly, so that motion is not used to
@@ -201,6 +209,8 @@ class AnimateConfig(TrainConfig):
         positive(self, "scale_factor")
         within(self, "warmup_fraction", 0.0, 1.0)
         within(self, "offsets_start", 0.0, 1.0)
+        if self.surface_max_stretch != 0 and not self.surface_max_stretch >= 1:
+            raise ValueError(f"surface_max_stretch must be 0 (no limit) or >= 1, got {self.surface_max_stretch!r}")
 
 
 _DEFAULT = AnimateConfig()

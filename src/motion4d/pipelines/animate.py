@@ -142,7 +142,7 @@ def build_model(mesh_world: Mesh, frame_times: torch.Tensor, config: AnimateConf
     return MeshGaussians.build(
         vertices, faces, face_ids, bary, colors, frame_times,
         n_nodes=config.n_nodes, n_neighbors=config.n_neighbors, skin_k=config.skin_k, covars=covars, metric=config.graph_metric, gap=config.graph_gap,
-        inset=config.surface_inset,
+        inset=config.surface_inset, max_stretch=config.surface_max_stretch,
     )  # fmt: skip
 
 
