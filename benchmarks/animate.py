@@ -54,6 +54,24 @@ from _runner import run_motion4d, write_json
 GLTF_NAMES = {"riggedfigure": "RiggedFigure", "cesiummilktruck": "CesiumMilkTruck", "animatedmorphsphere": "AnimatedMorphSphere"}
 
 
+def true_animation(src, a2w: np.ndarray, gt) -> np.ndarray:
+    """[T,V,3] the glTF asset ``src``'s own animation (asset coordinates) at the frames of ``gt`` (a loaded
+    ``gt_vertices.npz``), as Blender rendered it: its frames at 24 fps, and possibly only some animations
+    (its importer makes one the active action), so the subset whose vertices, mapped by ``a2w``, match
+    ``gt``'s best."""
+    from motion4d.metrics.geometry import nearest_vertex_error_pct
+
+    times, gv = gt["times"].astype(np.float64), gt["vertices"].astype(np.float64)
+    src_times = gt["frames"].astype(np.float64) / 24.0 if "frames" in gt else times * src.duration
+    best = None
+    for subset in [None] + [[i] for i in range(min(src.num_animations, 4))]:
+        truth = src.vertices_at(src_times, animations=subset).astype(np.float64)
+        err = nearest_vertex_error_pct(truth @ a2w[:3, :3].T + a2w[:3, 3], gv)
+        if best is None or err < best[0] - 1e-9:
+            best = (err, truth)
+    return best[1]
+
+
 def vertex_errors(asset: Path, run: Path, driving: Path) -> dict[str, float]:
     """Per-vertex error vs the asset's own animation of the exported animation and of the rest pose, and
     the rest pose's one-sided NN error to ``gt_vertices.npz`` (what not moving scores on the report's
@@ -68,18 +86,8 @@ def vertex_errors(asset: Path, run: Path, driving: Path) -> dict[str, float]:
     gt = np.load(driving / "gt_vertices.npz")
     times, gv = gt["times"].astype(np.float64), gt["vertices"].astype(np.float64)
     diag = bbox_diagonal(gv)
-    # what Blender rendered: its frames at 24 fps, and possibly only some animations (its importer makes one
-    # the active action); pick the subset whose vertices match gt_vertices.npz best
-    src_times = gt["frames"].astype(np.float64) / 24.0 if "frames" in gt else times * src.duration
     scale = abs(np.linalg.det(a2w[:3, :3])) ** (1 / 3)  # asset → world length factor
-    best = None
-    for subset in [None] + [[i] for i in range(min(src.num_animations, 4))]:
-        truth = src.vertices_at(src_times, animations=subset).astype(np.float64)
-        world = truth @ a2w[:3, :3].T + a2w[:3, 3]
-        err = nearest_vertex_error_pct(world, gv)
-        if best is None or err < best[0] - 1e-9:
-            best = (err, truth)
-    truth = best[1]
+    truth = true_animation(src, a2w, gt)
     match = np.array([np.argmin(np.linalg.norm(src.mesh.vertices - p, axis=1)) for p in out.mesh.vertices])
     if np.abs(src.mesh.vertices[match] - out.mesh.vertices).max() > 1e-4 * diag:
         raise RuntimeError(f"{run}: exported rest pose does not match {asset}")

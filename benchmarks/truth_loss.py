@@ -4,8 +4,9 @@ For a finished ``motion4d animate`` run on a dataset rendered from an animated g
 beside it), it puts the run's surface Gaussians (their fitted colours and sizes) on three meshes per
 keyframe — the fit, the asset's true animation at that frame, and halfway between — and evaluates the fit's
 own image terms on that frame's training images (the same terms and weights the run trained with), at the
-run's surface inset and at other insets. If the truth scores worse than the fit, no optimiser can reach
-the truth through these images: the renderer, not the fit, is the limit.
+run's surface inset and at other insets. If the truth scores worse than the fit, the renderer biases the
+fit away from the truth (the run's colours were fitted with its shape, so ``--refit-colours`` first fits
+them to each shape); if both score better than the halfway shape, the fit sits in a basin of its own.
 
     python benchmarks/truth_loss.py RUN GLTF DRIVING [--frames 0,4,8,10,12] [--insets 0,0.5,1] [--refit-colours N] [--json OUT.json]
 """
@@ -20,32 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from animate import true_animation
 from motion4d.data.gltf import load_gltf
 from motion4d.data.transforms import load_transforms, read_asset_to_world
 from motion4d.gaussians.animated_mesh import MeshGaussians
 from motion4d.optim.driving import DrivingVideoLoss
 from motion4d.optim.providers import TrainViews
 from motion4d.pipelines.models import load_run_model
-
-
-def true_vertices(asset: Path, driving: Path) -> np.ndarray:
-    """[T,V,3] the asset's own animation at the dataset's frames, in world coordinates (the animation subset
-    that matches ``gt_vertices.npz`` best, as ``benchmarks/animate.py`` picks it)."""
-    from motion4d.metrics.geometry import nearest_vertex_error_pct
-
-    src = load_gltf(asset)
-    a2w = read_asset_to_world(driving)
-    a2w = np.eye(4) if a2w is None else a2w
-    gt = np.load(driving / "gt_vertices.npz")
-    times, gv = gt["times"].astype(np.float64), gt["vertices"].astype(np.float64)
-    src_times = gt["frames"].astype(np.float64) / 24.0 if "frames" in gt else times * src.duration
-    best = None
-    for subset in [None] + [[i] for i in range(min(src.num_animations, 4))]:
-        world = src.vertices_at(src_times, animations=subset).astype(np.float64) @ a2w[:3, :3].T + a2w[:3, 3]
-        err = nearest_vertex_error_pct(world, gv)
-        if best is None or err < best[0] - 1e-9:
-            best = (err, world)
-    return best[1]
 
 
 def main() -> int:
@@ -66,11 +48,12 @@ def main() -> int:
         print(f"{args.run}: not a mesh animate run", file=sys.stderr)
         return 2
     cfg = json.loads((args.run / "config.json").read_text())["config"]
-    truth = torch.from_numpy(true_vertices(args.asset, args.driving)).to(model.rest_vertices.dtype)
-    rest = load_gltf(args.asset).mesh.vertices
+    src = load_gltf(args.asset)
     a2w = read_asset_to_world(args.driving)
     a2w = np.eye(4) if a2w is None else a2w
-    if np.abs(rest @ a2w[:3, :3].T + a2w[:3, 3] - model.rest_vertices.numpy()).max() > 1e-4:
+    world = lambda v: v @ a2w[:3, :3].T + a2w[:3, 3]  # noqa: E731
+    truth = torch.from_numpy(world(true_animation(src, a2w, np.load(args.driving / "gt_vertices.npz")))).to(model.rest_vertices.dtype)
+    if np.abs(world(src.mesh.vertices) - model.rest_vertices.numpy()).max() > 1e-4:
         print(f"{args.run}: its mesh is not {args.asset}'s in vertex order", file=sys.stderr)
         return 2
     train = load_transforms(args.driving, "train", background=cfg["background"])
@@ -134,15 +117,13 @@ def _refit_colours(model: MeshGaussians, loss: DrivingVideoLoss, rows: torch.Ten
 def _silhouette_error(loss: DrivingVideoLoss, model: MeshGaussians, f: int, rows: torch.Tensor, bg: torch.Tensor) -> tuple[float, float, float]:
     """The relative silhouette error of the Gaussians posed at keyframe ``f`` on the images ``rows``, their
     total alpha over the posed mesh's own coverage, and that coverage's relative error against the images."""
+    from motion4d.optim.coverage import mesh_coverages
     from motion4d.render.frame import render_frame
-    from motion4d.render.mesh_raster import mesh_coverage
 
     v = loss.views
     t = float(model.graph.frame_times[f])
     out = render_frame(model.at_time(t), v.viewmats[rows], v.Ks[rows], v.width, v.height, background=bg)
-    verts, faces = model.vertices_at(t).detach().double().numpy(), model.faces.numpy()
-    cov = torch.from_numpy(np.stack([mesh_coverage(verts, faces, v.viewmats[r].double().numpy(), v.Ks[r].double().numpy(), v.width, v.height, supersample=4)
-                                     for r in rows.tolist()]))[..., None].float()  # fmt: skip
+    cov = mesh_coverages(model, v.viewmats[rows], v.Ks[rows], v.width, v.height, vertices=model.vertices_at(t))
     mask = v.alphas[rows]
     err = float((out.alpha - mask).abs().sum() / mask.sum().clamp_min(1e-6))
     return err, float(out.alpha.sum() / cov.sum().clamp_min(1e-6)), float((cov - mask).abs().sum() / mask.sum().clamp_min(1e-6))

@@ -45,9 +45,10 @@ class CoverageFit:
     """Optimisation steps taken."""
 
 
-def mesh_coverages(model: "MeshGaussians", viewmats: Tensor, Ks: Tensor, width: int, height: int, *, supersample: int = 4) -> Tensor:
-    """[C,H,W,1] coverage of ``model``'s rest-pose mesh in each camera."""
-    verts = model.rest_vertices.detach().cpu().double().numpy()
+def mesh_coverages(model: "MeshGaussians", viewmats: Tensor, Ks: Tensor, width: int, height: int, *, vertices: Tensor | None = None,
+                   supersample: int = 4) -> Tensor:  # fmt: skip
+    """[C,H,W,1] coverage of ``model``'s mesh in each camera, at its rest pose or posed at ``vertices [V,3]``."""
+    verts = (model.rest_vertices if vertices is None else vertices).detach().cpu().double().numpy()
     faces = model.faces.cpu().numpy()
     vm, K = viewmats.detach().cpu().double().numpy(), Ks.detach().cpu().double().numpy()
     cov = np.stack([mesh_coverage(verts, faces, vm[c], K[c], width, height, supersample=supersample) for c in range(len(vm))])
