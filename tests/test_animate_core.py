@@ -248,6 +248,30 @@ def test_silhouette_term_reaches_beyond_the_outline():
     assert errors[1.0] < 0.5 * errors[0.0] and errors[1.0] < 1.0, errors
 
 
+def test_frames_the_fit_fails_get_the_draws():
+    """Once every frame has joined, ``frame_error_share`` draws images by each frame's running silhouette
+    error: the frame the model does not explain gets most of them, the explained ones still some."""
+    times = [0.0, 0.5, 1.0]
+    target = make_model(times)
+    rigid_graph_motion(target.graph, 2, torch.eye(3), torch.tensor([0.0, 0.5, 0.0]))
+    views = synthetic_driving(target, n_views=4, size=24)
+    trainer = AnimateTrainer(preset("tiny", frame_error_share=0.8, warmup_fraction=0.0), make_model(times), views, 3.5)
+    d = trainer.driving
+    assert torch.isnan(d.running_error).all() and torch.allclose(d.frame_weights(), torch.full((3,), 1 / 3))
+    with torch.no_grad():
+        d.terms(torch.arange(len(views.times)), track=True)  # every image once
+    e = d.running_error
+    assert e[2] > 10 * max(float(e[0]), float(e[1]), 1e-4), e
+    w = d.frame_weights()
+    assert float(w.sum()) == pytest.approx(1.0) and float(w.min()) >= 0.2 / 3 - 1e-6 and w[2] > 0.8, w
+    g = torch.Generator().manual_seed(0)
+    drawn = torch.cat([d.frame_of_row[d.sample_rows(g)] for _ in range(300)])
+    assert abs(float((drawn == 2).float().mean()) - float(w[2])) < 0.05
+    before = d.running_error.clone()
+    d.terms(torch.arange(4), track=False)  # scoring rows (the gate, the pull) leaves the running errors alone
+    assert torch.equal(d.running_error, before)
+
+
 def killed_at(trainer: AnimateTrainer, step: int) -> None:
     """Train until ``step``, then stop as a kill would (no final checkpoint)."""
 
@@ -262,12 +286,13 @@ def killed_at(trainer: AnimateTrainer, step: int) -> None:
         trainer.train(on_step=stop)
 
 
-def test_trainer_resume_reproduces_the_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("error_share", [0.0, 0.7])
+def test_trainer_resume_reproduces_the_uninterrupted_run(tmp_path, error_share):
     times = [0.0, 1.0]
     target = make_model(times)
     rigid_graph_motion(target.graph, 1, torch.eye(3), torch.tensor([0.0, 0.2, 0.0]))
     views = synthetic_driving(target, n_views=3, size=24)
-    cfg = preset("tiny", iters=8, ckpt_every=4)
+    cfg = preset("tiny", iters=8, ckpt_every=4, frame_error_share=error_share, warmup_fraction=0.2)
     full = AnimateTrainer(cfg, make_model(times), views, 3.5, ckpt_dir=tmp_path / "a")
     full.train()
 
@@ -277,6 +302,7 @@ def test_trainer_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert resumed.step == 8 and resumed.active == full.active
     assert torch.allclose(resumed.model.graph.translations, full.model.graph.translations, atol=1e-6)
     assert torch.allclose(resumed.model.graph.quats, full.model.graph.quats, atol=1e-6)
+    assert torch.allclose(resumed.driving.running_error, full.driving.running_error, equal_nan=True)
     assert full.coverage is not None and resumed.coverage is None  # not refitted on resume: the sizes come from the checkpoint
     assert torch.allclose(resumed.model.rest_covars, full.model.rest_covars)
 

@@ -255,6 +255,7 @@ def test_terms_need_a_lambda_and_a_provider():
         (lambda: trainer4d.preset("tiny", lr_field=-1.0), "lr_field must be >= 0"),
         (lambda: trainer_animate.preset("tiny", lambda_arap=-1.0), "lambda_arap must be >= 0"),
         (lambda: trainer_animate.preset("tiny", warmup_fraction=2.0), "warmup_fraction must be in"),
+        (lambda: trainer_animate.preset("tiny", frame_error_share=1.5), "frame_error_share must be in"),
         (lambda: trainer_animate.preset("tiny", surface_max_stretch=0.5), "surface_max_stretch must be 0 (no limit) or >= 1"),
         (lambda: DensifyConfig(refine_every=0), "refine_every must be >= 1"),
         (lambda: trainer4d.Reconstruct4DConfig.from_dict({"iters": -5}), "iters must be >= 0, got -5"),

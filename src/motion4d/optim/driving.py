@@ -25,6 +25,10 @@ from motion4d.render.cameras import project_points
 from motion4d.render.frame import render_frame
 
 
+_RUNNING = 0.2
+"""Weight of each new image in a frame's running error (about its last five images)."""
+
+
 class DrivingVideoLoss:
     """Photometric, mask and silhouette terms of ``model`` against driving images (see the module docstring).
 
@@ -34,6 +38,9 @@ class DrivingVideoLoss:
         batch_views: images rendered per step.
         lambda_dssim: the D-SSIM share of the photometric term.
         warmup_fraction: fraction of training over which keyframes join one by one (0: all from the start).
+        error_share: once all frames have joined, the share of image draws whose frame is chosen in
+            proportion to its running relative silhouette error (colour error without alpha); the rest are
+            uniform over frames. 0: uniform, with half of each step still from the newest frame (as before).
         masks: compute ``loss_mask`` (needs ``views.alphas``).
         silhouettes: compute ``loss_silhouette`` (needs ``views.alphas``).
         background: [3] background colour.
@@ -41,7 +48,7 @@ class DrivingVideoLoss:
     """
 
     def __init__(self, model: KeyframedModel, views: TrainViews, times: Tensor, *, batch_views: int, lambda_dssim: float, warmup_fraction: float,
-                 masks: bool, silhouettes: bool, background: Tensor, backend: str = "auto"):  # fmt: skip
+                 masks: bool, silhouettes: bool, background: Tensor, backend: str = "auto", error_share: float = 0.0):  # fmt: skip
         if (masks or silhouettes) and views.alphas is None:
             raise ValueError("mask and silhouette terms need images with an alpha channel")
         self.model, self.views, self.batch_views = model, views, batch_views
@@ -53,6 +60,10 @@ class DrivingVideoLoss:
         self.rows_of_frame = [torch.where(self.frame_of_row == f)[0] for f in range(len(ft))]
         self.active = 1 if warmup_fraction > 0 else len(ft)
         """Number of keyframes fitted so far (the first ``active``)."""
+        self.error_share = error_share
+        self.running_error = torch.full((len(ft),), float("nan"))
+        """[T] each keyframe's running relative error (an average over its recent training images; NaN: none
+        rendered yet), which ``error_share`` samples by."""
 
     @property
     def n_frames(self) -> int:
@@ -68,8 +79,12 @@ class DrivingVideoLoss:
             self.active += 1
 
     def sample_rows(self, generator: torch.Generator) -> Tensor:
-        """[batch_views] image rows: half from the newest active frame, the rest from all active ones."""
+        """[batch_views] image rows: half from the newest active frame, the rest from all active ones; once all
+        frames are active and ``error_share`` > 0, each row's frame drawn by :meth:`frame_weights`."""
         b = self.batch_views
+        if self.error_share > 0 and self.active == self.n_frames:
+            frames = torch.multinomial(self.frame_weights(), b, replacement=True, generator=generator)
+            return torch.stack([self.rows_of_frame[f][torch.randint(len(self.rows_of_frame[f]), (1,), generator=generator)[0]] for f in frames.tolist()])
         newest = self.rows_of_frame[self.active - 1]
         n_new = min((b + 1) // 2, len(newest))
         rows = [newest[torch.randperm(len(newest), generator=generator)[:n_new]]]
@@ -77,17 +92,27 @@ class DrivingVideoLoss:
         rows.append(pool[torch.randint(len(pool), (b - n_new,), generator=generator)])
         return torch.cat(rows)
 
+    def frame_weights(self) -> Tensor:
+        """[T] the probability of drawing each keyframe: ``error_share`` in proportion to its running error
+        (a frame not rendered yet counts as the worst), the rest uniform."""
+        e = self.running_error.clone()
+        known = ~torch.isnan(e)
+        e[~known] = float(e[known].max()) if bool(known.any()) else 1.0
+        e = e.clamp_min(0)
+        by_error = e / e.sum() if float(e.sum()) > 0 else torch.full_like(e, 1 / len(e))
+        return self.error_share * by_error + (1 - self.error_share) / len(e)
+
     def __call__(self, ctx: StepContext) -> LossOutput:
         self.activate(ctx.progress)
-        return self.terms(self.sample_rows(ctx.generator))
+        return self.terms(self.sample_rows(ctx.generator), track=True)
 
     def frame_rows(self, frame: int, max_views: int = 8) -> Tensor:
         """Up to ``max_views`` image rows of keyframe ``frame``, spread over its views."""
         rows = self.rows_of_frame[frame]
         return rows[torch.linspace(0, len(rows) - 1, min(max_views, len(rows))).round().long()]
 
-    def terms(self, rows: Tensor) -> LossOutput:
-        """The terms over the image rows ``rows``."""
+    def terms(self, rows: Tensor, *, track: bool = False) -> LossOutput:
+        """The terms over the image rows ``rows`` (``track``: also update the frames' running errors)."""
         ft = self.model.graph.frame_times.cpu()
         v = self.views
         zero = torch.zeros((), device=v.images.device)
@@ -97,6 +122,8 @@ class DrivingVideoLoss:
                                               backend=self.backend):  # fmt: skip
             share = len(idx) / len(rows)
             photometric = photometric + photometric_loss(out.rgb, v.images[idx], self.lambda_dssim) * share
+            if track:
+                self.track(idx, out)
             if self.masks:
                 mask = mask + (out.alpha - v.alphas[idx]).abs().mean() * share
             if self.silhouettes is not None:
@@ -108,6 +135,16 @@ class DrivingVideoLoss:
         if self.silhouettes is not None:
             terms["loss_silhouette"] = silhouette
         return LossOutput(terms, metas, time=float(ft[self.frame_of_row[rows[0]]]))
+
+    @torch.no_grad()
+    def track(self, idx: Tensor, out) -> None:
+        """Fold the relative errors of the renders ``out`` of rows ``idx`` into their frames' running errors."""
+        v = self.views
+        got, target = (out.alpha, v.alphas[idx]) if v.alphas is not None else (out.rgb, v.images[idx])
+        err = ((got - target).abs().flatten(1).sum(1) / target.abs().flatten(1).sum(1).clamp_min(1e-6)).cpu()
+        for f, e in zip(self.frame_of_row[idx.cpu()].tolist(), err.tolist()):
+            old = float(self.running_error[f])
+            self.running_error[f] = e if math.isnan(old) else (1 - _RUNNING) * old + _RUNNING * e
 
     def silhouette(self, means: Tensor, idx: Tensor) -> Tensor:
         """Mean silhouette chamfer (in image widths) of the surface points ``means [N,3]`` over the images ``idx``."""

@@ -194,6 +194,11 @@ class AnimateConfig(TrainConfig):
     """Weight of the offsets' mean square (in mean edge lengths): what the graph can explain, it does."""
     warmup_fraction: float = 0.4
     """Fraction of training over which keyframes join one by one (0: all from the start)."""
+    frame_error_share: float = 0.0
+    """Once all keyframes have joined, the share of each step's images whose keyframe is drawn in proportion
+    to its running silhouette error (the rest uniformly), so that the frames the fit still fails get the
+    steps; 0: half of each step's images stay on the last keyframe, the rest uniform (see
+    :class:`~motion4d.optim.driving.DrivingVideoLoss`)."""
     coverage_steps: int = 150
     """Steps of the coverage fit before the motion fit (:mod:`motion4d.optim.coverage`: each surface
     Gaussian's size fitted so that the rest pose's alpha matches the mesh's own coverage in the driving
@@ -208,6 +213,7 @@ class AnimateConfig(TrainConfig):
         within(self, "refine_quantile", 0.0, 1.0)
         positive(self, "scale_factor")
         within(self, "warmup_fraction", 0.0, 1.0)
+        within(self, "frame_error_share", 0.0, 1.0)
         within(self, "offsets_start", 0.0, 1.0)
         if self.surface_max_stretch != 0 and not self.surface_max_stretch >= 1:
             raise ValueError(f"surface_max_stretch must be 0 (no limit) or >= 1, got {self.surface_max_stretch!r}")
@@ -257,7 +263,7 @@ class AnimateTrainer(GaussianTrainer):
         self.driving = DrivingVideoLoss(self.model, TrainViews.of(views, self.device), views.times, batch_views=config.batch_views,
                                         lambda_dssim=config.lambda_dssim, warmup_fraction=config.warmup_fraction,
                                         masks=has_alpha and config.lambda_mask > 0, silhouettes=has_alpha and config.lambda_silhouette > 0,
-                                        background=self.background, backend=config.backend)  # fmt: skip
+                                        background=self.background, backend=config.backend, error_share=config.frame_error_share)  # fmt: skip
         """The loss provider (it also keeps which keyframes have joined)."""
         self.losses.append(self.driving)
         self.frame_error = torch.full((self.driving.n_frames,), float("nan"))
@@ -323,7 +329,7 @@ class AnimateTrainer(GaussianTrainer):
         return super().field_lr(name, progress)
 
     def extra_state(self) -> dict[str, Tensor]:
-        state = {"active": torch.tensor(self.driving.active), "frame_error": self.frame_error.clone(),
+        state = {"active": torch.tensor(self.driving.active), "frame_error": self.frame_error.clone(), "running_error": self.driving.running_error.clone(),
                  "offsets_on": torch.tensor(-1 if self.offsets_on is None else int(self.offsets_on))}  # fmt: skip
         if isinstance(self.model, MeshGaussians):  # the coverage fit's sizes
             state["rest_covars"] = self.model.rest_covars.detach()
@@ -343,6 +349,8 @@ class AnimateTrainer(GaussianTrainer):
             self.driving.active = int(state["active"])
         if "frame_error" in state and state["frame_error"].shape == self.frame_error.shape:
             self.frame_error = state["frame_error"].cpu().clone()
+        if "running_error" in state and state["running_error"].shape == self.driving.running_error.shape:
+            self.driving.running_error = state["running_error"].cpu().clone()
         if "offsets_on" in state:
             self.offsets_on = None if int(state["offsets_on"]) < 0 else bool(int(state["offsets_on"]))
         if "rest_covars" in state and isinstance(self.model, MeshGaussians):
