@@ -59,7 +59,7 @@ def main() -> int:
     train = load_transforms(args.driving, "train", background=cfg["background"])
     bg = torch.tensor(cfg["background"], dtype=torch.float32)
     loss = DrivingVideoLoss(model, TrainViews.of(train, "cpu"), train.times, batch_views=4, lambda_dssim=cfg["lambda_dssim"], warmup_fraction=0.0,
-                            masks=True, silhouettes=True, background=bg)  # fmt: skip
+                            masks=True, silhouettes=True, background=bg, error_share=0.0)  # fmt: skip
     weights = {"loss_photometric": 1.0, "loss_mask": cfg["lambda_mask"], "loss_silhouette": cfg["lambda_silhouette"]}
     run_inset = float(model.inset)
     insets = sorted({run_inset, 0.0, 1.0}) if args.insets is None else [float(x) for x in args.insets.split(",")]

@@ -38,17 +38,17 @@ class DrivingVideoLoss:
         batch_views: images rendered per step.
         lambda_dssim: the D-SSIM share of the photometric term.
         warmup_fraction: fraction of training over which keyframes join one by one (0: all from the start).
-        error_share: once all frames have joined, the share of image draws whose frame is chosen in
-            proportion to its running relative silhouette error (colour error without alpha); the rest are
-            uniform over frames. 0: uniform, with half of each step still from the newest frame (as before).
         masks: compute ``loss_mask`` (needs ``views.alphas``).
         silhouettes: compute ``loss_silhouette`` (needs ``views.alphas``).
         background: [3] background colour.
+        error_share: once all frames have joined, the share of image draws whose frame is chosen in
+            proportion to its running relative silhouette error (colour error without alpha); the rest are
+            uniform over frames. 0: uniform, with half of each step still from the newest frame (as before).
         backend: rasterizer backend.
     """
 
     def __init__(self, model: KeyframedModel, views: TrainViews, times: Tensor, *, batch_views: int, lambda_dssim: float, warmup_fraction: float,
-                 masks: bool, silhouettes: bool, background: Tensor, backend: str = "auto", error_share: float = 0.0):  # fmt: skip
+                 masks: bool, silhouettes: bool, background: Tensor, error_share: float, backend: str = "auto"):  # fmt: skip
         if (masks or silhouettes) and views.alphas is None:
             raise ValueError("mask and silhouette terms need images with an alpha channel")
         self.model, self.views, self.batch_views = model, views, batch_views
