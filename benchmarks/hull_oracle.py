@@ -75,14 +75,19 @@ def hull_surface(masks: Masks, lo: np.ndarray, hi: np.ndarray, grid: int, levels
         differs |= shifted != occ
     band = centres[differs]  # cells the surface passes through or next to
     children = np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)], dtype=np.float64)
+
+    def classify(cells: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each cell centre is inside, and whether each of its 6 neighbours ``size`` away is."""
+        return masks.inside(cells), masks.inside((cells[:, None, :] + _NEIGHBOURS[None] * size).reshape(-1, 3)).reshape(-1, 6)
+
+    if levels == 0:
+        inside, neighbour_in = classify(band, h)
     for _ in range(levels):
         h /= 2
         band = (band[:, None, :] + children[None] * (h / 2)).reshape(-1, 3)
-        inside = masks.inside(band)
-        neighbour_in = masks.inside((band[:, None, :] + _NEIGHBOURS[None] * h).reshape(-1, 3)).reshape(-1, 6)
-        band = band[(inside[:, None] != neighbour_in).any(axis=1)]
-    inside = masks.inside(band)
-    neighbour_in = masks.inside((band[:, None, :] + _NEIGHBOURS[None] * h).reshape(-1, 3)).reshape(-1, 6)
+        inside, neighbour_in = classify(band, h)
+        keep = (inside[:, None] != neighbour_in).any(axis=1)
+        band, inside, neighbour_in = band[keep], inside[keep], neighbour_in[keep]
     return band[inside & ~neighbour_in.all(axis=1)], h
 
 

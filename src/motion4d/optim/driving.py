@@ -136,11 +136,16 @@ class DrivingVideoLoss:
             terms["loss_silhouette"] = silhouette
         return LossOutput(terms, metas, time=float(ft[self.frame_of_row[rows[0]]]))
 
+    def scored(self, out, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """What the relative errors compare for the renders ``out`` of rows ``idx``: alpha against the images'
+        alpha, or colour against the images where the data has no alpha."""
+        v = self.views
+        return (out.alpha, v.alphas[idx]) if v.alphas is not None else (out.rgb, v.images[idx])
+
     @torch.no_grad()
     def track(self, idx: Tensor, out) -> None:
         """Fold the relative errors of the renders ``out`` of rows ``idx`` into their frames' running errors."""
-        v = self.views
-        got, target = (out.alpha, v.alphas[idx]) if v.alphas is not None else (out.rgb, v.images[idx])
+        got, target = self.scored(out, idx)
         err = ((got - target).abs().flatten(1).sum(1) / target.abs().flatten(1).sum(1).clamp_min(1e-6)).cpu()
         for f, e in zip(self.frame_of_row[idx.cpu()].tolist(), err.tolist()):
             old = float(self.running_error[f])
@@ -165,6 +170,6 @@ class DrivingVideoLoss:
             idx = self.frame_rows(f, max_views).to(v.images.device)
             out = render_frame(self.model.at_time(float(ft[f])), v.viewmats[idx], v.Ks[idx], v.width, v.height, background=self.background,
                                backend=self.backend)  # fmt: skip
-            got, target = (out.alpha, v.alphas[idx]) if v.alphas is not None else (out.rgb, v.images[idx])
+            got, target = self.scored(out, idx)
             errors[f] = float((got - target).abs().sum() / target.abs().sum().clamp_min(1e-6))
         return errors
