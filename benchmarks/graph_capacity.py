@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from _runner import write_json
 
-GLTF_NAMES = {"riggedfigure": "RiggedFigure", "cesiummilktruck": "CesiumMilkTruck", "animatedmorphsphere": "AnimatedMorphSphere"}
+from animate import GLTF_NAMES, true_animation
 
 
 def fit_graph(root: Path, name: str, n_nodes: int, lambda_arap: float, steps: int) -> dict:
@@ -40,7 +40,7 @@ def fit_graph(root: Path, name: str, n_nodes: int, lambda_arap: float, steps: in
     a2w = np.eye(4) if a2w is None else a2w
     gt = np.load(driving / "gt_vertices.npz")
     times = gt["times"].astype(np.float64)
-    truth = src.vertices_at(gt["frames"].astype(np.float64) / 24.0).astype(np.float64)  # Blender's frame times
+    truth = true_animation(src, a2w, gt)  # as Blender rendered it (its frame times, its animation subset)
     diag = bbox_diagonal(gt["vertices"].astype(np.float64))
     mesh_w = src.mesh.transformed(a2w)
     model = build_model(mesh_w, torch.tensor(times, dtype=torch.float32), dataclasses.replace(PRESETS["default"], n_nodes=n_nodes, n_init=2000))
