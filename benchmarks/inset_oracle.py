@@ -10,7 +10,7 @@ animation at each of ``--frames`` and compares their alpha with that frame's tra
 - ``α/mask``: total alpha over the images' (1: neither fat nor thin),
 - ``α/cov``: total alpha over the posed mesh's own antialiased coverage,
 - ``mesh.err``: the same silhouette error for that coverage (what the mesh itself scores: the floor),
-- ``best off``: the offset of the true surface along its vertex normals (% of its diagonal; of those in
+- ``best off``: the offset of the true surface along its (welded) vertex normals (% of its diagonal; of those in
   ``--offsets``, refined by a parabola) at which ``sil.err`` is least. A fit's mask term pulls the shape
   toward it: negative is a fit that comes out thin, 0 an unbiased renderer.
 
@@ -35,6 +35,7 @@ from _runner import write_json
 from animate import true_animation
 from motion4d.data.gltf import load_gltf
 from motion4d.data.transforms import load_transforms, read_asset_to_world
+from motion4d.gaussians.vertex_offsets import weld_vertices
 from motion4d.optim.coverage import fit_coverage, mesh_coverages
 from motion4d.optim.trainer_animate import PRESETS
 from motion4d.pipelines.animate import build_model
@@ -70,6 +71,7 @@ def main() -> int:
     viewmats, Ks = train.viewmats.float(), train.Ks.float()
     W, H = train.width, train.height
     frames = [int(x) for x in args.frames.split(",")]
+    weld = weld_vertices(torch.from_numpy(src.mesh.vertices))[0]  # split copies of a vertex (UV seams, flat shading) move together
     bg = torch.zeros(3)
     rows_out = []
     offsets = sorted({0.0, *(float(x) for x in args.offsets.split(","))})
@@ -84,7 +86,7 @@ def main() -> int:
             rows = torch.where(frame_of == f)[0][: args.views]
             mask = train.alphas[rows].float()
             msum = float(mask.sum())
-            normals = torch.from_numpy(src.mesh.vertex_normals(truth[f].numpy())).float()
+            normals = _welded_normals(truth[f], src.mesh.faces, weld)
             errs = []
             for off in offsets:
                 verts = truth[f] + off / 100 * diagonal * normals
@@ -107,6 +109,16 @@ def main() -> int:
     if args.json is not None:
         write_json(args.json, {"asset": str(args.asset), "driving": str(args.driving), "rows": rows_out})
     return 0
+
+
+def _welded_normals(vertices: torch.Tensor, faces: np.ndarray, weld: torch.Tensor) -> torch.Tensor:
+    """[V,3] area-weighted unit normals of ``vertices`` with the copies of each welded vertex summed, so that
+    an offset along them moves a vertex's copies together (no cracks at seams)."""
+    f = torch.from_numpy(np.asarray(faces, dtype=np.int64))
+    p = vertices.double()
+    fn = torch.linalg.cross(p[f[:, 1]] - p[f[:, 0]], p[f[:, 2]] - p[f[:, 0]])
+    n = torch.zeros(int(weld.max()) + 1, 3, dtype=p.dtype).index_add_(0, weld[f].reshape(-1), fn.repeat_interleave(3, dim=0))
+    return torch.nn.functional.normalize(n, dim=-1)[weld].to(vertices.dtype)
 
 
 def _argmin_parabola(xs: list[float], ys: list[float]) -> float:
