@@ -36,6 +36,7 @@ from animate import true_animation
 from motion4d.data.gltf import load_gltf
 from motion4d.data.transforms import load_transforms, read_asset_to_world
 from motion4d.gaussians.vertex_offsets import weld_vertices
+from motion4d.metrics.geometry import bbox_diagonal
 from motion4d.optim.coverage import fit_coverage, mesh_coverages
 from motion4d.optim.trainer_animate import PRESETS
 from motion4d.pipelines.animate import build_model
@@ -75,7 +76,7 @@ def main() -> int:
     bg = torch.zeros(3)
     rows_out = []
     offsets = sorted({0.0, *(float(x) for x in args.offsets.split(","))})
-    diagonal = float(torch.linalg.norm(truth.reshape(-1, 3).max(0).values - truth.reshape(-1, 3).min(0).values))
+    diagonal = bbox_diagonal(truth.numpy())
     print(f"{'inset':>5} {'frame':>5} {'sil.err':>8} {'α/mask':>8} {'α/cov':>8} {'mesh.err':>8} {'best off':>8}   (coverage fit: α/cov before → after)")
     for inset in [float(x) for x in args.insets.split(",")]:
         config = dataclasses.replace(PRESETS["default"], surface_inset=inset)
