@@ -39,7 +39,9 @@ def test_a_shifted_copy_scores_the_shift():
     # one-sided: extra ground-truth geometry far away costs nothing
     extra = np.concatenate([truth, np.full((2, 1, 3), 50.0)], axis=1)
     assert nearest_vertex_error_pct(truth, extra) == 0.0
-    assert np.allclose(nearest_distances(CUBE + shift, CUBE, chunk=3), 0.1)
+    assert np.allclose(nearest_distances(CUBE + shift, CUBE), 0.1)
+    a, b = np.random.default_rng(0).normal(size=(2, 500, 3))  # exact: as brute force
+    assert np.allclose(nearest_distances(a, b), np.linalg.norm(a[:, None] - b[None], axis=-1).min(1), rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="frames"):
         nearest_vertex_error_pct(still[:1], truth)
 

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy.spatial import cKDTree
 
 __all__ = [
@@ -42,15 +41,15 @@ def bbox_diagonal(points: np.ndarray) -> float:
     return float(np.linalg.norm(p.max(0) - p.min(0)))
 
 
-def nearest_distances(a: np.ndarray, b: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
-    """[N] distance of each point of ``a [N,3]`` to the nearest point of ``b [M,3]`` (M ≥ 1), exact and
-    brute force in float64 ``chunk`` rows at a time."""
-    ta, tb = torch.tensor(_points("a", a, 2)), torch.tensor(_points("b", b, 2))
-    if tb.shape[0] == 0:
+def nearest_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[N] distance of each point of ``a [N,3]`` to the nearest point of ``b [M,3]`` (M ≥ 1), exact, in
+    float64 (a k-d tree: a 27k-vertex mesh's 16 frames in 2 s, against 150 s brute force)."""
+    pa, pb = _points("a", a, 2), _points("b", b, 2)
+    if pb.shape[0] == 0:
         raise ValueError("b must hold at least one point")
-    if ta.shape[0] == 0:
+    if pa.shape[0] == 0:
         return np.zeros(0)
-    return torch.cat([torch.cdist(part, tb).min(1).values for part in ta.split(chunk)]).numpy()
+    return cKDTree(pb).query(pa, k=1)[0]
 
 
 def nearest_vertex_error_pct(ours: np.ndarray, gt: np.ndarray) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from torch import Tensor
 
 from motion4d.data.assets import load_asset
@@ -175,8 +176,9 @@ def export_animation_glb(model: MeshGaussians, mesh: Mesh, asset_to_world: np.nd
 
 def nearest_rest_vertex(model: MeshGaussians, world_vertices: Tensor) -> Tensor:
     """[V] index of the model's rest vertex nearest each of ``world_vertices [V,3]``."""
-    rest = model.rest_vertices.double()
-    return torch.cat([torch.cdist(chunk, rest).argmin(1) for chunk in world_vertices.double().split(4096)])
+    rest = model.rest_vertices.detach().double().cpu().numpy()
+    idx = cKDTree(rest).query(world_vertices.detach().double().cpu().numpy(), k=1)[1]
+    return torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(model.rest_vertices.device)
 
 
 def morph_offsets(model: MeshGaussians, nearest: Tensor, asset_to_world: np.ndarray, *, min_size: float = 1e-6) -> np.ndarray | None:
