@@ -191,12 +191,16 @@ def test_arap_weight_drops_only_when_the_gate_opens(gate):
     times = [0.0, 0.5, 1.0]
     cfg = preset("tiny", coverage_steps=0, offsets_start=0.5, offsets_gate=gate, lambda_arap=1.0, lambda_arap_nonrigid=0.1)
     trainer = AnimateTrainer(cfg, make_model(times), synthetic_driving(bulge_target(times), n_views=2, size=16), 3.5)
+    offset_terms = {"loss_offset_laplacian", "loss_offset_smoothness", "loss_offset_magnitude"}
     trainer.before_step(0.4)
     assert trainer.offsets_on is None and trainer.weight("loss_arap") == 1.0
+    assert not offset_terms & set(trainer.model_terms(0.5)) and "loss_arap" in trainer.model_terms(0.5)
     trainer.before_step(0.6)
     assert trainer.offsets_on is (gate == 0.0)
     assert trainer.weight("loss_arap") == (0.1 if gate == 0.0 else 1.0)
     assert trainer.weight("loss_arap_l1") == cfg.lambda_arap_l1
+    # the offsets' regularisers are terms (and computed) only while the offsets train
+    assert (offset_terms <= set(trainer.model_terms(0.5))) is (gate == 0.0)
 
 
 def half_lift_target(times, height=0.3):

@@ -226,10 +226,11 @@ class MeshGaussians(GaussianParams):
         p1 = surface_points(self.vertices_at(t1), self.faces, self.face_ids, self.barycentrics)
         return (p1 - p0).norm(dim=-1)
 
-    def regularizers(self, t: float | None = None) -> dict[str, Tensor]:
-        """The graph's regularisers (:meth:`motion4d.gaussians.deform_graph.DeformationGraph.regularizers`) and
-        the offsets' (:meth:`motion4d.gaussians.vertex_offsets.VertexOffsets.regularizers`)."""
-        return {**self.graph.regularizers(), **self.offsets.regularizers()}
+    def regularizers(self, t: float | None = None, *, offsets: bool = True) -> dict[str, Tensor]:
+        """The graph's regularisers (:meth:`motion4d.gaussians.deform_graph.DeformationGraph.regularizers`) and,
+        unless ``offsets`` is False (they do not train: on a 27k-vertex mesh their Laplacian took 15 % of a
+        step), the offsets' (:meth:`motion4d.gaussians.vertex_offsets.VertexOffsets.regularizers`)."""
+        return {**self.graph.regularizers(), **(self.offsets.regularizers() if offsets else {})}
 
     def skin(self) -> tuple[Tensor, Tensor]:
         """Per-vertex ``(node indices [V,k], weights [V,k])`` — the skin an exporter writes."""

@@ -241,10 +241,6 @@ def preset(name: str, **overrides) -> AnimateConfig:
     return replace_preset(PRESETS, name, **overrides)
 
 
-_OFFSET_TERMS = ("loss_offset_laplacian", "loss_offset_smoothness", "loss_offset_magnitude")
-"""The vertex offsets' regularisers: terms only while the offsets train."""
-
-
 class AnimateTrainer(GaussianTrainer):
     """Fits the deformation graph of ``model`` (a MeshGaussians) to ``views`` (images with ``times``).
 
@@ -373,8 +369,9 @@ class AnimateTrainer(GaussianTrainer):
         return super().weight(name)
 
     def model_terms(self, t: float | None) -> dict[str, Tensor]:
-        terms = super().model_terms(t)
-        return terms if self.offsets_on else {k: v for k, v in terms.items() if k not in _OFFSET_TERMS}
+        if isinstance(self.model, MeshGaussians):  # the offsets' terms only while they train (not even computed before)
+            return {f"loss_{k}": v for k, v in self.model.regularizers(t, offsets=bool(self.offsets_on)).items()}
+        return super().model_terms(t)
 
     def before_step(self, progress: float) -> None:
         """At ``offsets_start``: let the vertex offsets train if the graph leaves a keyframe's silhouette off."""
