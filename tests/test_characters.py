@@ -90,3 +90,31 @@ def test_dataset_characters_cli(tmp_path, capsys):
     want = src.vertices_at(gt["frames"] / 24.0) @ a2w[:3, :3].T + a2w[:3, 3]
     assert np.allclose(gt["vertices"], want, atol=1e-5)
     assert main(argv) == 0  # again: the rendered dataset is kept
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_a_subdivided_character_is_the_same_character_four_times_denser(tmp_path, seed):
+    c, d = make_character(seed), make_character(seed, subdivide=1)
+    assert d.mesh.faces.shape[0] == 4 * c.mesh.faces.shape[0] and d.name == c.name
+    v = c.mesh.num_vertices
+    # the original vertices come first, unmoved and with their own skin; the surface does not move
+    assert np.array_equal(d.mesh.vertices[:v], c.mesh.vertices) and np.array_equal(d.mesh.uvs[:v], c.mesh.uvs)
+    dense = lambda ch: np.add.at(z := np.zeros((ch.mesh.num_vertices, ch.skeleton.num_joints)), (np.arange(ch.mesh.num_vertices)[:, None], ch.joints), ch.weights) or z  # noqa: E731
+    assert np.allclose(dense(d)[:v], dense(c))
+    assert np.allclose(d.weights.sum(1), 1.0) and (d.weights >= 0).all() and d.joints.shape[1] == c.joints.shape[1]
+    # a midpoint of an edge: the mean of its ends' positions and UVs, its skin the ends' weights blended
+    f = c.mesh.faces[0]
+    mid = (c.mesh.vertices[f[0]] + c.mesh.vertices[f[1]]) / 2
+    k = int(np.argmin(np.linalg.norm(d.mesh.vertices[v:] - mid, axis=1))) + v
+    assert np.allclose(d.mesh.vertices[k], mid, atol=1e-6) and np.allclose(d.mesh.uvs[k], (c.mesh.uvs[f[0]] + c.mesh.uvs[f[1]]) / 2, atol=1e-6)
+    blend = (dense(c)[f[0]] + dense(c)[f[1]]) / 2
+    if (blend > 0).sum() <= c.joints.shape[1]:
+        assert np.allclose(dense(d)[k], blend)
+    # it animates through the GLB as the rig poses it, and the original vertices move as the original's
+    clip = d.clips[0]
+    asset = load_gltf(write_character_glb(d, clip, tmp_path / "dense.glb"))
+    posed = asset.vertices_at(clip.times)
+    assert np.abs(posed - pose_vertices(d.mesh.vertices, d.joints, d.weights, d.skeleton, clip)).max() < 1e-5 * d.mesh.diagonal()
+    assert np.abs(posed[:, :v] - pose_vertices(c.mesh.vertices, c.joints, c.weights, c.skeleton, c.clips[0])).max() < 1e-5 * c.mesh.diagonal()
+    with pytest.raises(ValueError, match="subdivide"):
+        make_character(seed, subdivide=-1)

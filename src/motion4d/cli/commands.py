@@ -352,7 +352,7 @@ COMMANDS: dict[str, Pipeline | Tool | Group] = {
             ("motion4d.pipelines.dataset_characters:dataset_characters",),
             {"out": "folder to write (gltf/, multiview/, characters.json; kept datasets are not redone)", "n": "number of characters",
              "seed": "first seed (seeds >= 1000 are the held-out set)", "config": "", "render": "render the datasets (--no-render: GLB files only)",
-             "progress": "progress bar"},
+             "progress": "progress bar", "subdivide": "split each surface into 4 this many times (dense assets of the same shape and motion)"},
         ),
         "synth": Tool(
             "render the captioned synthetic multi-view video dataset (packed shards and sample folders)", _synth,

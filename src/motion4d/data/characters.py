@@ -352,9 +352,10 @@ _BUILDERS = {"quadruped": (_quadruped, _quadruped_clips), "biped": (_biped, _bip
              "bird": (_bird, _bird_clips), "machine": (_machine, _machine_clips)}  # fmt: skip
 
 
-def make_character(seed: int, kind: str | None = None) -> Character:
+def make_character(seed: int, kind: str | None = None, *, subdivide: int = 0) -> Character:
     """The character of ``seed`` (kind ``KINDS[seed % 5]`` unless given); the same seed always gives the
-    same character, bit for bit."""
+    same character, bit for bit. ``subdivide``: times its surface is split into 4 (:func:`subdivided`; a
+    dense asset with the same shape, skeleton and motion; 0: none)."""
     kind = KINDS[seed % len(KINDS)] if kind is None else kind
     if kind not in _BUILDERS:
         raise ValueError(f"unknown character kind {kind!r} (one of {', '.join(KINDS)})")
@@ -365,4 +366,31 @@ def make_character(seed: int, kind: str | None = None) -> Character:
     name = f"{kind}{seed}"
     texture = character_texture(len(parts), rng, machine=kind == "machine")
     mesh, joints, weights = build_parts(parts, spacing, texture, name=name)
+    if subdivide < 0:
+        raise ValueError(f"subdivide must be >= 0, got {subdivide}")
+    for _ in range(subdivide):
+        mesh, joints, weights = subdivided(mesh, joints, weights)
     return Character(name, kind, int(seed), mesh, rig.skeleton(), joints, weights, clips(rng, rig))
+
+
+def subdivided(mesh: Mesh, joints: np.ndarray, weights: np.ndarray) -> tuple[Mesh, np.ndarray, np.ndarray]:
+    """``mesh`` with every triangle split into 4 at its edges' midpoints (``trimesh.remesh.subdivide``; the
+    surface does not move), and its skin: a midpoint takes the mean of its edge ends' UVs and skin weights,
+    of which the :data:`~motion4d.data.part_mesh.MAX_INFLUENCES` largest are kept and renormalised."""
+    import trimesh
+
+    n_joints = int(joints.max()) + 1
+    dense = np.zeros((mesh.num_vertices, n_joints))
+    np.add.at(dense, (np.arange(mesh.num_vertices)[:, None], joints), weights)
+    attrs = {"skin": dense}
+    if mesh.uvs is not None:
+        attrs["uv"] = mesh.uvs.astype(np.float64)
+    vertices, faces, attrs = trimesh.remesh.subdivide(mesh.vertices.astype(np.float64), mesh.faces, vertex_attributes=attrs)
+    k = joints.shape[1]
+    new_joints = np.argsort(-attrs["skin"], axis=1, kind="stable")[:, :k]
+    new_weights = np.take_along_axis(attrs["skin"], new_joints, axis=1)
+    new_weights /= new_weights.sum(1, keepdims=True)
+    face_materials = None if mesh.face_materials is None else np.repeat(mesh.face_materials, 4)
+    out = Mesh(vertices.astype(np.float32), np.asarray(faces, dtype=np.int64), uvs=attrs["uv"].astype(np.float32) if "uv" in attrs else None,
+               materials=mesh.materials, face_materials=face_materials, name=mesh.name)  # fmt: skip
+    return out, new_joints.astype(joints.dtype), new_weights

@@ -46,7 +46,7 @@ def write_character_glb(character: Character, clip: Clip, path: str | Path) -> P
 
 
 def dataset_characters(out: str | Path, n: int = 5, seed: int = HELD_OUT_FROM, config: DatasetConfig = DatasetConfig(), render: bool = True,
-                       progress: bool = True) -> dict:  # fmt: skip
+                       progress: bool = True, subdivide: int = 0) -> dict:  # fmt: skip
     """Write characters ``seed … seed + n − 1`` into ``out`` (see the module docstring); returns the manifest.
 
     Args:
@@ -56,14 +56,18 @@ def dataset_characters(out: str | Path, n: int = 5, seed: int = HELD_OUT_FROM, c
         config: how the datasets are rendered (the benchmark data's settings by default).
         render: render the multi-view datasets (False: the GLB files only).
         progress: progress bars.
+        subdivide: times each character's surface is split into 4 (dense assets of the same shape and motion,
+            about 4^subdivide × the faces; see :func:`motion4d.data.characters.subdivided`).
     """
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
+    if subdivide < 0:
+        raise ValueError(f"--subdivide must be >= 0, got {subdivide}")
     out = Path(out)
     (out / "gltf").mkdir(parents=True, exist_ok=True)
     entries = []
     for s in range(seed, seed + n):
-        c = make_character(s)
+        c = make_character(s, subdivide=subdivide)
         for clip in c.clips:
             name = f"{c.name}_{clip.name}"
             glb = out / "gltf" / f"{name}.glb"
@@ -72,7 +76,7 @@ def dataset_characters(out: str | Path, n: int = 5, seed: int = HELD_OUT_FROM, c
             if render and not data.exists():
                 dataset_from_gltf(glb, data, config, progress=progress)
             entries.append({"name": name, "kind": c.kind, "seed": s, "clip": clip.name, "split": split_of(s), "vertices": c.mesh.num_vertices,
-                            "joints": c.skeleton.num_joints, "duration_s": clip.duration, "rendered": data.is_dir()})  # fmt: skip
+                            "faces": int(c.mesh.faces.shape[0]), "joints": c.skeleton.num_joints, "duration_s": clip.duration, "rendered": data.is_dir()})  # fmt: skip
             log.info("%s: %s, %d vertices, %d joints, %.2f s%s", name, split_of(s), c.mesh.num_vertices, c.skeleton.num_joints, clip.duration,
                      " (rendered)" if data.is_dir() else "")  # fmt: skip
     manifest = {"held_out_from": HELD_OUT_FROM, "datasets": entries}
