@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,7 +10,8 @@ from motion4d.data.transforms import ImageSet
 from motion4d.gaussians.animated_mesh import MeshGaussians
 from motion4d.gaussians.deform_graph import DeformationGraph, farthest_point_sampling, skinning_weights
 from motion4d.gaussians.rotations import quat_to_rotmat
-from motion4d.gaussians.surface import face_areas, refine_triangles, rest_covariances, sample_surface, surface_gaussians
+from motion4d.gaussians.surface import face_areas, refine_triangles, rest_covariances, sample_surface, surface_gaussians, surface_points
+from motion4d.gaussians.surface_patches import face_patches
 from motion4d.render.frame import render_frame
 from motion4d.optim.trainer_animate import AnimateTrainer, preset
 from motion4d.render.cameras import intrinsics_from_fov, orbit_viewmats
@@ -437,3 +439,54 @@ def test_max_stretch_limits_only_the_faces_that_stretch_past_it(tmp_path):
     assert float(back.max_stretch) == 1.5 and torch.allclose(back.at_time(1.0).covars, capped.at_time(1.0).covars)
     with pytest.raises(ValueError, match="max_stretch"):
         MeshGaussians.build(V, F, fid, bary, colors, times, n_nodes=4, max_stretch=0.5)
+
+
+def _dense_sphere(subdivisions=5):
+    import trimesh
+
+    m = trimesh.creation.icosphere(subdivisions=subdivisions)
+    return torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces)
+
+
+def test_surface_gaussians_on_a_mesh_denser_than_n_share_faces_in_patches():
+    V, F = _dense_sphere()  # 20480 faces
+    fid, bary, cov = surface_gaussians(V, F, 2000)
+    assert abs(len(fid) - 2000) <= 200  # about n, not one per face
+    assert torch.allclose(bary.sum(1), torch.ones(len(fid))) and (bary >= 0).all()
+    # each is flat along the sphere where it sits, and about as large as its share of the area
+    means = surface_points(V, F, fid, bary)
+    radial = torch.nn.functional.normalize(means, dim=-1)
+    along = (radial[:, None, :] @ cov @ radial[:, :, None]).squeeze(-1).squeeze(-1)
+    inplane = (cov.diagonal(dim1=-2, dim2=-1).sum(-1) - along) / 2
+    assert float((along / inplane).max()) < 0.05
+    sigma = float(inplane.sqrt().median())
+    want = 0.5 * math.sqrt(4 * math.pi / len(fid))  # scale_factor × √(area per Gaussian)
+    assert 0.8 * want < sigma < 1.25 * want
+    # fewer faces than n: one or more per face, as before
+    assert len(surface_gaussians(V, F, 30000)[0]) >= F.shape[0]
+
+
+def test_face_patches_keep_thin_parts_and_sharp_edges_apart():
+    import trimesh
+
+    # two dense plates 1e-3 apart (the two sides of a thin wing) and a dense box (sharp edges)
+    plate = trimesh.creation.box(extents=(1.0, 1.0, 1e-3))
+    box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    box.apply_translation((2.0, 0, 0))
+    mesh = trimesh.util.concatenate([plate, box])
+    v, f = mesh.vertices, mesh.faces
+    for _ in range(4):
+        v, f = trimesh.remesh.subdivide(v, f)
+    p = face_patches(v, f, 200)
+    assert abs(len(p.host) - 200) <= 40 and (p.labels >= 0).all() and p.labels.max() == len(p.host) - 1
+    normals = trimesh.Trimesh(v, f, process=False).face_normals
+    for label in range(len(p.host)):
+        n = normals[p.labels == label]
+        assert np.allclose(n, n[0], atol=1e-6)  # one side of the plate, one side of the box: never round an edge
+        assert p.labels[p.host[label]] == label
+    # a patch of one face is shaped as that face's own Gaussian
+    single = face_patches(np.eye(3), np.array([[0, 1, 2]]), 1)
+    tri = torch.tensor(np.eye(3))
+    want = rest_covariances(tri, torch.tensor([[0, 1, 2]]), torch.tensor([0]), scale_factor=1.0, normal_ratio=0.0)
+    got = 6.0 * 3.0**0.5 * torch.from_numpy(single.uniform)
+    assert torch.allclose(got, want, atol=1e-12) and np.allclose(single.barycentrics, 1 / 3)

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor
 
+from motion4d.gaussians.surface_patches import face_patches
+
 
 def _check_mesh(vertices: Tensor, faces: Tensor) -> None:
     if vertices.dim() != 2 or vertices.shape[1] != 3:
@@ -125,7 +127,9 @@ def surface_gaussians(
       images, spikes at every long edge;
     - no gaps or clumps: random points leave holes the background shows through.
 
-    Faces with area below ``min_area_fraction`` × the total get none (degenerate).
+    Faces with area below ``min_area_fraction`` × the total get none (degenerate). A mesh with more usable
+    faces than ``n`` gets about ``n`` Gaussians all the same: one per patch of neighbouring faces, shaped
+    like the patch and bound to one of its faces (:func:`motion4d.gaussians.surface_patches.face_patches`).
     """
     _check_mesh(vertices, faces)
     if n < 1:
@@ -136,6 +140,8 @@ def surface_gaussians(
         raise ValueError("the mesh has no area")
     usable = torch.nonzero(areas > min_area_fraction * total)[:, 0]
     v, f = vertices.double(), faces[usable]
+    if f.shape[0] > n:
+        return _patch_gaussians(v, f, usable, n, scale_factor, normal_ratio, vertices.dtype)
     area = total / n  # split pieces larger than this (halving), or longer than 2 legs of that right isosceles
     lo = hi = best = None  # the count is a step function of the limits: bracket it, keep the closest
     for _ in range(12):
@@ -154,6 +160,18 @@ def surface_gaussians(
                               scale_factor=scale_factor, normal_ratio=normal_ratio)  # fmt: skip
     bary = corners.mean(dim=1)  # the centroid's barycentrics in the parent face
     return usable[parent], bary.to(vertices.dtype), covars.to(vertices.dtype)
+
+
+def _patch_gaussians(v: Tensor, f: Tensor, usable: Tensor, n: int, scale_factor: float, normal_ratio: float, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`surface_gaussians` on a mesh with more faces ``f`` than ``n``: one Gaussian per patch."""
+    p = face_patches(v.detach().cpu().numpy(), f.cpu().numpy(), n)
+    normal = torch.from_numpy(p.normal)
+    tangent = torch.eye(3, dtype=normal.dtype) - normal[:, :, None] * normal[:, None, :]
+    inplane = scale_factor**2 * 6.0 * 3.0**0.5 * tangent @ torch.from_numpy(p.uniform) @ tangent
+    mean_var = inplane.diagonal(dim1=-2, dim2=-1).sum(-1) / 2
+    covars = inplane + normal_ratio**2 * mean_var[:, None, None] * normal[:, :, None] * normal[:, None, :]
+    to = dict(device=f.device)
+    return usable[torch.from_numpy(p.host).to(**to)], torch.from_numpy(p.barycentrics).to(dtype=dtype, **to), covars.to(dtype=dtype, **to)
 
 
 def rest_covariances(
@@ -219,6 +237,9 @@ def deformed_covariances(rest_frames_inv: Tensor, vertices: Tensor, faces: Tenso
             it has its Gaussians' deformation scaled by max_stretch / s (not differentiated: a size rule,
             not something to fit). Faces that stretch less are unchanged, bit for bit.
     """
+    if face_ids.shape[0] < faces.shape[0]:  # fewer Gaussians than faces (patches): only their faces' maps
+        used, face_ids = torch.unique(face_ids, return_inverse=True)
+        faces, rest_frames_inv = faces[used], rest_frames_inv[used]
     A = face_frames(vertices, faces) @ rest_frames_inv  # [F,3,3]
     if max_stretch > 0:
         det = (A[:, :, 0] * torch.linalg.cross(A[:, :, 1], A[:, :, 2])).sum(-1)  # triple product: finite for degenerate faces

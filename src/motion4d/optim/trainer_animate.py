@@ -78,7 +78,9 @@ class AnimateConfig(TrainConfig):
     sh_degree: int = 0
     """Colours only (the asset's material)."""
     n_init: int = 20_000
-    """Number of surface Gaussians (about; at least one per face)."""
+    """Number of surface Gaussians (about): a mesh with fewer faces has its faces split into that many
+    pieces, one Gaussian each; a denser one gets one Gaussian per patch of neighbouring faces
+    (:mod:`motion4d.gaussians.surface_patches`), so a step costs about the same on any mesh."""
     ckpt_every: int = 250
     """Write a checkpoint every this many steps (and always at the end); 0 = only at the end."""
     densify: DensifyConfig = field(default_factory=lambda: DensifyConfig(refine_stop=0, reset_every=0))
