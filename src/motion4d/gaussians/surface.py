@@ -166,10 +166,9 @@ def _patch_gaussians(v: Tensor, f: Tensor, usable: Tensor, n: int, scale_factor:
     """:func:`surface_gaussians` on a mesh with more faces ``f`` than ``n``: one Gaussian per patch."""
     p = face_patches(v.detach().cpu().numpy(), f.cpu().numpy(), n)
     normal = torch.from_numpy(p.normal)
-    tangent = torch.eye(3, dtype=normal.dtype) - normal[:, :, None] * normal[:, None, :]
-    inplane = scale_factor**2 * 6.0 * 3.0**0.5 * tangent @ torch.from_numpy(p.uniform) @ tangent
-    mean_var = inplane.diagonal(dim1=-2, dim2=-1).sum(-1) / 2
-    covars = inplane + normal_ratio**2 * mean_var[:, None, None] * normal[:, :, None] * normal[:, None, :]
+    nn_t = normal[:, :, None] * normal[:, None, :]
+    tangent = torch.eye(3, dtype=normal.dtype) - nn_t  # a curved patch's spread along its normal is dropped
+    covars = _with_normal(_shaped_inplane(tangent @ torch.from_numpy(p.uniform) @ tangent, scale_factor), nn_t, normal_ratio)
     to = dict(device=f.device)
     return usable[torch.from_numpy(p.host).to(**to)], torch.from_numpy(p.barycentrics).to(dtype=dtype, **to), covars.to(dtype=dtype, **to)
 
@@ -205,7 +204,7 @@ def rest_covariances(
         g = (a + b + c) / 3
         d = torch.stack([a - g, b - g, c - g], dim=1)  # [N,3,3]
         uniform = d.transpose(1, 2) @ d / 12.0  # covariance of the uniform distribution over the triangle
-        inplane = scale_factor**2 * 6.0 * 3.0**0.5 * uniform / m[:, None, None]
+        inplane = _shaped_inplane(uniform, scale_factor) / m[:, None, None]
     else:
         inplane = (scale_factor**2 * areas[face_ids] / m)[:, None, None] * (eye - nn_t)
     if edge_ratio > 0:
@@ -216,6 +215,19 @@ def rest_covariances(
         dist = (barycentrics * 2 * areas[face_ids, None] / edges.clamp_min(1e-20)).min(dim=-1).values
         top = torch.linalg.eigvalsh(inplane)[:, -1].clamp_min(1e-30)
         inplane = inplane * ((dist / edge_ratio) ** 2 / top).clamp(max=1.0)[:, None, None]
+    return _with_normal(inplane, nn_t, normal_ratio)
+
+
+def _shaped_inplane(uniform: Tensor, scale_factor: float) -> Tensor:
+    """The in-plane covariance of a Gaussian shaped like a piece of surface whose uniform distribution has
+    covariance ``uniform [N,3,3]``: ``scale_factor² · 6√3 · uniform`` (an equilateral triangle's is
+    isotropic with σ = scale_factor · √area)."""
+    return scale_factor**2 * 6.0 * 3.0**0.5 * uniform
+
+
+def _with_normal(inplane: Tensor, nn_t: Tensor, normal_ratio: float) -> Tensor:
+    """``inplane [N,3,3]`` plus a spread along the unit normals (``nn_t = n nᵀ``) of ``normal_ratio`` × the
+    in-plane RMS σ."""
     mean_var = inplane.diagonal(dim1=-2, dim2=-1).sum(-1) / 2  # in-plane variance per axis
     return inplane + normal_ratio**2 * mean_var[:, None, None] * nn_t
 
