@@ -20,8 +20,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from motion4d.gaussians.vertex_offsets import weld_vertices
 
 MAX_BEND_DEG = 60.0
 """Faces whose normals differ by more than this are never in one patch (a box's sides stay apart)."""
@@ -40,15 +43,14 @@ class Patches:
     normal: np.ndarray
     """[P,3] the patch's area-weighted unit normal."""
     labels: np.ndarray
-    """[F] each face's patch (-1: faces not given)."""
+    """[F] each face's patch, in 0..P-1."""
 
 
 def _adjacent_pairs(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """[E,2] pairs of faces that share an edge, vertices welded by position (each shared edge gives a chain
-    of pairs through all faces on it)."""
-    scale = float(np.ptp(vertices, axis=0).max()) or 1.0
-    _, weld = np.unique(np.round(vertices / (scale * 1e-7)).astype(np.int64), axis=0, return_inverse=True)
-    f = weld.reshape(-1)[faces]
+    """[E,2] pairs of faces that share an edge, vertices welded by position
+    (:func:`~motion4d.gaussians.vertex_offsets.weld_vertices`; each shared edge gives a chain of pairs
+    through all faces on it)."""
+    f = weld_vertices(torch.from_numpy(vertices))[0].numpy()[faces]
     edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
     owner = np.tile(np.arange(len(faces)), 3)
     key = edges[:, 0].astype(np.int64) * (int(edges.max()) + 1) + edges[:, 1]
