@@ -73,14 +73,13 @@ def true_animation(src, a2w: np.ndarray, gt) -> np.ndarray:
     return best[1]
 
 
-def _nearest_first(points: np.ndarray, queries: np.ndarray, k: int = 8) -> np.ndarray:
-    """[Q] index of the point of ``points [V,3]`` nearest each query, the lowest index among equally near
-    ones (seam copies: as a brute-force argmin picks)."""
+def _nearest_first(points: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """[Q] index of the point of ``points [V,3]`` nearest each query, the lowest index among copies at the
+    same position (seam copies: as a brute-force argmin picks)."""
     from scipy.spatial import cKDTree
 
-    d, i = cKDTree(points).query(queries, k=min(k, len(points)))
-    d, i = d.reshape(len(queries), -1), i.reshape(len(queries), -1)
-    return np.where(d <= d[:, :1], i, np.iinfo(np.int64).max).min(1)
+    unique, first = np.unique(np.asarray(points, dtype=np.float64), axis=0, return_index=True)
+    return first[cKDTree(unique).query(np.asarray(queries, dtype=np.float64))[1]]
 
 
 def vertex_errors(asset: Path, run: Path, driving: Path) -> dict[str, float]:

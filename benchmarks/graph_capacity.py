@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from _runner import write_json
 
-from animate import GLTF_NAMES, true_animation
+from animate import GLTF_NAMES, _nearest_first, true_animation
 
 
 def fit_graph(root: Path, name: str, n_nodes: int, lambda_arap: float, steps: int) -> dict:
@@ -45,7 +45,7 @@ def fit_graph(root: Path, name: str, n_nodes: int, lambda_arap: float, steps: in
     mesh_w = src.mesh.transformed(a2w)
     model = build_model(mesh_w, torch.tensor(times, dtype=torch.float32), dataclasses.replace(PRESETS["default"], n_nodes=n_nodes, n_init=2000))
     graph, rest = model.graph, model.rest_vertices.double()
-    match = torch.cdist(rest, torch.from_numpy(mesh_w.vertices).double()).argmin(1)
+    match = torch.from_numpy(_nearest_first(mesh_w.vertices, rest.numpy()))
     target = torch.from_numpy(truth @ a2w[:3, :3].T + a2w[:3, 3])[:, match]  # [T,V,3] world
     idx, w, nodes, nb = model.skin_indices, model.skin_weights.double(), graph.nodes.double(), graph.neighbors
     edges = nb != torch.arange(graph.num_nodes)[:, None]
